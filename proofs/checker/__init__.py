@@ -1,1 +1,43 @@
-"""Package."""
+"""The independent certificate checker (trusted base: standard library, numpy, onnx).
+
+It imports nothing from ``prover``, ``domains`` or ``importers``. The format it reads is
+specified in ``proofs/FORMAT.md``.
+
+Usage::
+
+    python -m proofs.checker CERT [--model ONNX] [--spec VNNLIB]
+
+Exit codes: 0 valid, 1 invalid, 2 malformed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from proofs.checker.check import FORMAT, SEMANTICS, VERSION, CheckReport, check_certificate
+
+__all__ = ["FORMAT", "SEMANTICS", "VERSION", "CheckReport", "check_certificate", "main"]
+
+
+def render(report: CheckReport) -> str:
+    """The human-readable report the CLI prints."""
+    verdict = "VALID" if report.valid else ("MALFORMED" if report.malformed else "INVALID")
+    lines = [f"certificate {verdict}"]
+    if report.reason:
+        lines.append(f"reason: {report.reason}")
+    lines += [f"  checked: {line}" for line in report.checked]
+    lines += [f"  trusted: {line}" for line in report.trusted]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Check one certificate; print the report; return 0 valid, 1 invalid, 2 malformed."""
+    parser = argparse.ArgumentParser(prog="prover check", description=__doc__.splitlines()[0])
+    parser.add_argument("certificate", help="certificate JSON file")
+    parser.add_argument("--model", help="ONNX model file (default: path in the certificate)")
+    parser.add_argument("--spec", help="VNN-LIB file (default: path in the certificate)")
+    args = parser.parse_args(argv)
+    report = check_certificate(args.certificate, model=args.model, spec=args.spec)
+    sys.stdout.write(render(report) + "\n")
+    return report.exit_code

@@ -1,0 +1,151 @@
+"""Time branch and bound on ACAS Xu (or MNIST-FC) VNN-COMP instances and check verdicts.
+
+Usage::
+
+    python benchmarks/bab.py                      # the 30-instance sample of peers.md
+    python benchmarks/bab.py --all --timeout 116  # all 186 ACAS Xu instances
+    python benchmarks/bab.py 2_3:1 4_2:2          # chosen ACAS Xu instances (net:prop)
+    python benchmarks/bab.py --suite mnist_fc --all
+
+Runs :func:`prover.engine.bab.branch_and_bound` alone (no falsification pre-pass) on
+every subproblem of each instance, replaying candidate counterexamples on ONNX Runtime,
+and prints one row per instance (verdict, seconds, closed leaves, bounded leaves, depth)
+and totals. A verdict that contradicts ``expected.csv`` is counted as WRONG (must be 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from importers import load_model
+from importers.vnnlib import VNNLib
+from prover.engine.bab import BabConfig, branch_and_bound
+from prover.options import Options
+from prover.result import Verdict
+
+BENCH = Path("/work/shared/benchmarks")
+ANSWER = {Verdict.HOLDS: "unsat", Verdict.VIOLATED: "sat", Verdict.UNKNOWN: "-"}
+
+
+def peer_sample(suite: str) -> list[tuple[str, str]]:
+    """The instances listed in peers.md for ``suite`` (ACAS Xu or MNIST-FC table)."""
+    text = (BENCH / "peers.md").read_text()
+    pattern = r"^\| (ACASXU_\S+\.onnx) \| (prop_\S+\.vnnlib)"
+    if suite == "mnist_fc":
+        pattern = r"^\| (mnist-net_\S+\.onnx) \| (prop_\S+\.vnnlib)"
+    return [
+        (f"onnx/{m.group(1)}", f"vnnlib/{m.group(2)}") for m in re.finditer(pattern, text, re.M)
+    ]
+
+
+def short(onnx: str, vnnlib: str) -> str:
+    """``net:prop`` for ACAS Xu (e.g. ``2_3:1``), else the file names."""
+    m = re.search(r"run2a_(\d)_(\d)", onnx)
+    p = re.search(r"prop_(\d+)\.vnnlib", vnnlib)
+    if m and p:
+        return f"{m.group(1)}_{m.group(2)}:{p.group(1)}"
+    return f"{Path(onnx).stem}:{Path(vnnlib).stem}"
+
+
+def replayer(path: Path, sub):
+    """Exact replay on ONNX Runtime: strict box containment and the polytope test."""
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    meta = session.get_inputs()[0]
+    shape = [d if isinstance(d, int) else 1 for d in meta.shape]
+
+    def check(x: np.ndarray) -> bool:
+        if not sub.box.contains(x):
+            return False
+        feed = np.asarray(x, dtype=np.float32).reshape(shape)
+        if not np.array_equal(feed.astype(np.float64).reshape(x.shape), x):
+            return False  # the float32 input would not be the point we checked
+        y = session.run(None, {meta.name: feed})[0].reshape(-1).astype(np.float64)
+        return any(p.contains(y) for p in sub.unsafe)
+
+    return check
+
+
+def solve(folder: Path, onnx: str, vnnlib: str, timeout: float, config: BabConfig):
+    """Run branch and bound on every subproblem; returns (verdict, seconds, stats)."""
+    start = time.monotonic()
+    graph = load_model(str(folder / onnx))
+    spec = VNNLib(folder / vnnlib)
+    deadline = start + timeout
+    totals = {"leaves": 0, "bounded": 0, "max_depth": 0}
+    verdict = Verdict.HOLDS
+    for sub in spec.subproblems(graph.input_shape, graph.output_size):
+        out = branch_and_bound(
+            graph,
+            sub,
+            Options(),
+            deadline,
+            check_candidate=replayer(folder / onnx, sub),
+            config=config,
+        )
+        for key in ("leaves", "bounded"):
+            totals[key] += out.stats.get(key, 0)
+        totals["max_depth"] = max(totals["max_depth"], out.stats.get("max_depth", 0))
+        if out.verdict is not Verdict.HOLDS:
+            verdict = out.verdict
+            break
+    return verdict, time.monotonic() - start, totals
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("instances", nargs="*", help="net:prop pairs (ACAS Xu), e.g. 2_3:1")
+    parser.add_argument("--suite", default="acasxu", choices=["acasxu", "mnist_fc"])
+    parser.add_argument("--all", action="store_true", help="every instance of the suite")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per instance")
+    parser.add_argument("--batch", type=int, default=BabConfig.batch)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    folder = BENCH / "vnncomp" / args.suite
+    with open(folder / "expected.csv") as handle:
+        expected = {(r["onnx"], r["vnnlib"]): r for r in csv.DictReader(handle)}
+    if args.all:
+        chosen = list(expected)
+    elif args.instances:
+        index = {short(*key): key for key in expected}
+        chosen = [index[name] for name in args.instances]
+    else:
+        chosen = peer_sample(args.suite)
+    config = BabConfig(batch=args.batch)
+    solved = wrong = 0
+    total = 0.0
+    print(f"{'instance':<26} {'expect':>6} {'got':>6} {'sec':>8} {'closed':>8} {'bounded':>9} depth")
+    for onnx, vnnlib in chosen:
+        verdict, seconds, stats = solve(folder, onnx, vnnlib, args.timeout, config)
+        want = expected[(onnx, vnnlib)]["verdict"]
+        got = ANSWER[verdict]
+        mark = ""
+        if got != "-":
+            if got == want:
+                solved += 1
+            else:
+                wrong += 1
+                mark = "  WRONG"
+        total += seconds
+        print(
+            f"{short(onnx, vnnlib):<26} {want:>6} {got:>6} {seconds:8.2f} "
+            f"{stats['leaves']:8d} {stats['bounded']:9d} {stats['max_depth']:5d}{mark}",
+            flush=True,
+        )
+    print(f"solved {solved}/{len(chosen)}, WRONG {wrong}, total {total:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

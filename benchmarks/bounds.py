@@ -1,0 +1,123 @@
+"""Time the interval and zonotope domains on VNN-COMP networks and compare tightness.
+
+Usage::
+
+    python benchmarks/bounds.py [--root /work/shared/benchmarks/vnncomp] [--repeat 1]
+        [--batch]
+
+For every ACAS Xu and MNIST-FC instance whose VNN-LIB file states its input box as plain
+``(assert (<= X_i v))`` / ``(assert (>= X_i v))`` lines (read with a small regex; files
+with disjunctive input regions, ACAS Xu property 6, are skipped), it bounds the network's
+outputs over the box with each domain and prints one row per (domain, benchmark): number
+of instances, mean output-bound width, total seconds of ``bound_outputs`` and of
+``bound_linear`` (with ``C`` = the identity and its negation). With ``--batch`` it also
+times one batched call per network over all of its boxes. Times are wall seconds on this
+machine and include no import or model loading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from domains import get_domain
+from importers import load_model
+
+BOUND = re.compile(r"^\s*\(assert\s+\(([<>]=)\s+X_(\d+)\s+(\S+?)\)\)", re.MULTILINE)
+
+
+def read_box(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The input box of a VNN-LIB file with plain bound asserts, or None."""
+    lower: dict[int, float] = {}
+    upper: dict[int, float] = {}
+    for op, index, value in BOUND.findall(path.read_text()):
+        target = upper if op == "<=" else lower
+        if int(index) in target:
+            return None
+        target[int(index)] = float(value)
+    if not lower or set(lower) != set(upper) or set(lower) != set(range(len(lower))):
+        return None
+    n = len(lower)
+    return np.array([lower[i] for i in range(n)]), np.array([upper[i] for i in range(n)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default="/work/shared/benchmarks/vnncomp")
+    parser.add_argument("--benchmarks", nargs="+", default=["acasxu", "mnist_fc"])
+    parser.add_argument("--batch", action="store_true", help="also time batched calls")
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    domains = [get_domain("interval"), get_domain("zonotope")]
+    rows = []
+    for bench in args.benchmarks:
+        folder = Path(args.root) / bench
+        graphs, boxes = {}, defaultdict(list)
+        skipped = 0
+        with open(folder / "instances.csv") as handle:
+            for onnx_path, vnnlib_path, *_ in csv.reader(handle):
+                box = read_box(folder / vnnlib_path)
+                if box is None:
+                    skipped += 1
+                    continue
+                if onnx_path not in graphs:
+                    graphs[onnx_path] = load_model(folder / onnx_path)
+                boxes[onnx_path].append(box)
+        widths: dict[str, list[float]] = defaultdict(list)
+        for domain in domains:
+            seconds = linear_seconds = batch_seconds = 0.0
+            for onnx_path, graph in graphs.items():
+                shape = graph.input_shape
+                for lo, hi in boxes[onnx_path]:
+                    lower = torch.from_numpy(lo.reshape((1, *shape)))
+                    upper = torch.from_numpy(hi.reshape((1, *shape)))
+                    start = time.perf_counter()
+                    out_lo, out_hi = domain.bound_outputs(graph, lower, upper)
+                    seconds += time.perf_counter() - start
+                    widths[domain.name].append(float((out_hi - out_lo).mean()))
+                    eye = torch.eye(graph.output_size, dtype=torch.float64)
+                    start = time.perf_counter()
+                    domain.bound_linear(graph, lower, upper, torch.cat([eye, -eye]))
+                    linear_seconds += time.perf_counter() - start
+                if args.batch:
+                    lower = torch.from_numpy(np.stack([b[0].reshape(shape) for b in boxes[onnx_path]]))
+                    upper = torch.from_numpy(np.stack([b[1].reshape(shape) for b in boxes[onnx_path]]))
+                    start = time.perf_counter()
+                    domain.bound_outputs(graph, lower, upper)
+                    batch_seconds += time.perf_counter() - start
+            rows.append(
+                (
+                    domain.name,
+                    bench,
+                    len(widths[domain.name]),
+                    skipped,
+                    float(np.mean(widths[domain.name])),
+                    seconds,
+                    linear_seconds,
+                    batch_seconds if args.batch else float("nan"),
+                )
+            )
+        if len(domains) == 2:
+            a, b = (np.array(widths[d.name]) for d in domains)
+            tighter = int(np.sum(b < a))
+            rows.append(("zonotope<interval", bench, tighter, 0, float("nan"), 0.0, 0.0, 0.0))
+    header = ("domain", "network", "instances", "skipped", "mean width", "bound s", "linear s")
+    header += ("batched s",)
+    print(" | ".join(f"{h:>17}" for h in header))
+    for row in rows:
+        name, bench, count, skipped, width, secs, lin, batch = row
+        print(
+            f"{name:>17} | {bench:>17} | {count:>17} | {skipped:>17} | {width:>17.6g} | "
+            f"{secs:>17.3f} | {lin:>17.3f} | {batch:>17.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

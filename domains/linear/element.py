@@ -1,0 +1,40 @@
+"""The abstract value of the linear domain and the result of a bound computation.
+
+The element is a linear function of the input that bounds a linear function of a value
+from below over a region: ``lam . v(x) >= A . x + c`` for every ``x`` in the region,
+with concrete bounds obtained by minimising ``A . x + c`` over the input box. The
+engine (``domains.linear.engine``) builds it by back-substitution; this module holds
+what callers get back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass(frozen=True)
+class LinearBoundResult:
+    """Lower bounds of ``C y`` over a batch of regions, with what produced them.
+
+    Attributes:
+        lower: ``(B, m)`` sound lower bounds of ``C @ flatten(y)``; ``+inf`` for an
+            infeasible region (split constraints contradict: the region is empty), NaN
+            where a computation overflowed (treat as unknown).
+        infeasible: ``(B,)`` bool, the regions shown empty by the split constraints.
+        slopes: ReLU input value name -> ``(B, n)`` lower slopes used in the final
+            back-substitution (intermediate bounds always use the adaptive heuristic).
+        intermediate: value name -> ``(l, u)`` ``(B, *shape)`` bounds of every
+            nonlinear op's input (valid on the region; reusable for sub-regions).
+        coefficients: ``(B, m, n_in)`` ``A`` with ``C y(x) >= A x + constant`` on the
+            region, when asked for (None otherwise).
+        constant: ``(B, m)`` the matching constant (rounding already accounted for).
+    """
+
+    lower: torch.Tensor
+    infeasible: torch.Tensor
+    slopes: dict[str, torch.Tensor] = field(default_factory=dict)
+    intermediate: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    coefficients: torch.Tensor | None = None
+    constant: torch.Tensor | None = None

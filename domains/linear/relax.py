@@ -1,0 +1,191 @@
+"""Elementwise linear relaxations ``sl x + tl <= f(x) <= su x + tu`` over ``[l, u]``.
+
+Each function takes float64 tensors ``l <= u`` (any shape, batch first) and returns a
+:class:`Relaxation` whose four tensors have that shape. Every relaxation is sound over the
+reals for the *stored* float slopes: intercepts are computed from the stored slopes and
+rounded outward (``floats.down`` / ``floats.up``), so no later rounding of the slope can
+break it.
+
+Transcendental functions (sigmoid, tanh) are evaluated by torch; the domain assumes their
+float64 results are within a relative error of ``2**-40`` (thousands of ulps; libm and
+torch's vectorised kernels are within a few ulps) and widens by that much.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from domains.linear.floats import down, up
+
+#: assumed relative accuracy of torch's float64 sigmoid / tanh / cosh
+TRANSCENDENTAL_REL_ERR = 2.0**-40
+
+
+@dataclass(frozen=True)
+class Relaxation:
+    """Lower line ``sl x + tl`` and upper line ``su x + tu`` of ``f`` over ``[l, u]``."""
+
+    sl: torch.Tensor
+    tl: torch.Tensor
+    su: torch.Tensor
+    tu: torch.Tensor
+
+
+def _chord_upper(
+    slope: torch.Tensor, points: list[tuple[torch.Tensor, torch.Tensor]]
+) -> torch.Tensor:
+    """Smallest intercept ``t`` (rounded up) with ``f(e) <= slope e + t`` at every point.
+
+    ``points`` are pairs ``(e, f_up(e))`` with ``f_up(e) >= f(e)``. For a convex piecewise
+    function whose pieces' ends are among the points, the line then lies above ``f`` on
+    the whole interval (a convex function lies below any line that is above it at the ends
+    of each piece on which it is linear or convex).
+
+    Soundness: ``down(fl(s e)) <= s e`` exactly, so ``up(fl(f_up(e) - down(fl(s e))))``
+    is at least ``f(e) - s e`` over the reals.
+    """
+    t = None
+    for e, fe in points:
+        cand = up(fe - down(slope * e))
+        t = cand if t is None else torch.maximum(t, cand)
+    return t
+
+
+def _chord_lower(
+    slope: torch.Tensor, points: list[tuple[torch.Tensor, torch.Tensor]]
+) -> torch.Tensor:
+    """Largest intercept (rounded down) with ``f(e) >= slope e + t``; ``points`` hold f_down."""
+    t = None
+    for e, fe in points:
+        cand = down(fe - up(slope * e))
+        t = cand if t is None else torch.minimum(t, cand)
+    return t
+
+
+def relu(
+    l: torch.Tensor,
+    u: torch.Tensor,
+    lower_slope: torch.Tensor | None = None,
+    split: torch.Tensor | None = None,
+) -> Relaxation:
+    """ReLU relaxation (triangle), with optional lower slopes and split constraints.
+
+    Args:
+        l, u: pre-activation bounds (already clamped by ``split``).
+        lower_slope: slopes of the lower line for unstable neurons, clamped to [0, 1];
+            None: the adaptive heuristic (1 where ``u > -l`` else 0).
+        split: int8 tensor, -1 forced inactive, +1 forced active, 0 free (or None).
+
+    Soundness: ``relu(x) >= a x`` for every real ``x`` when ``0 <= a <= 1`` (intercept
+    0, exact). For ``l < 0 < u`` the upper line uses the stored slope ``s ~ u / (u - l)``
+    and the intercept from :func:`_chord_upper` at ``l, 0, u`` (ReLU is convex and linear
+    on [l, 0] and [0, u]). Stable neurons (``l >= 0`` or ``u <= 0``) and decided splits
+    use the exact function (slope 1 or 0, intercept 0); a split's constraint holds on the
+    region by definition, so the exact function is valid there.
+    """
+    zero = torch.zeros_like(l)
+    active = l >= 0
+    inactive = u <= 0
+    if split is not None:
+        active = active | (split > 0)
+        inactive = (inactive | (split < 0)) & ~active
+    unstable = ~(active | inactive)
+    denom = torch.where(unstable, u - l, torch.ones_like(l))
+    su_unstable = torch.where(unstable, u / denom, zero)
+    tu_unstable = _chord_upper(
+        su_unstable, [(torch.where(unstable, l, zero), zero), (zero, zero), (u.clamp(min=0), u.clamp(min=0))]
+    )
+    if lower_slope is None:
+        lower_slope = (u > -l).to(l.dtype)
+    else:
+        lower_slope = lower_slope.clamp(0.0, 1.0)
+    one = torch.ones_like(l)
+    sl = torch.where(active, one, torch.where(unstable, lower_slope, zero))
+    su = torch.where(active, one, su_unstable)
+    tu = torch.where(unstable, tu_unstable, zero)
+    return Relaxation(sl, zero, su, tu)
+
+
+def leaky_relu(l: torch.Tensor, u: torch.Tensor, alpha: float) -> Relaxation:
+    """LeakyReLU ``x if x >= 0 else alpha x`` relaxation, for any real ``alpha``.
+
+    Soundness: for ``alpha <= 1`` the function is convex: ``f(x) >= a x`` for every x when
+    ``alpha <= a <= 1`` (check both pieces), and the chord above is built by
+    :func:`_chord_upper` at ``l, 0, u`` with ``f`` rounded up. For ``alpha > 1`` it is
+    concave: ``f(x) <= a x`` for ``1 <= a <= alpha`` and the chord below comes from
+    :func:`_chord_lower`. Stable intervals use the exact line (slope 1 or alpha).
+    """
+    zero = torch.zeros_like(l)
+    one = torch.ones_like(l)
+    a = torch.full_like(l, alpha)
+    pos = l >= 0
+    neg = u <= 0
+    unstable = ~(pos | neg)
+    lc = torch.where(unstable, l, zero)
+    uc = torch.where(unstable, u, zero)
+    fl_exact = alpha * lc  # may be rounded; bracket it
+    denom = torch.where(unstable, uc - lc, one)
+    chord = torch.where(unstable, (uc - fl_exact) / denom, zero)
+    heuristic = torch.where(u > -l, one, a)
+    if alpha <= 1.0:
+        t = _chord_upper(chord, [(lc, up(fl_exact)), (zero, zero), (uc, uc)])
+        sl, tl, su, tu = heuristic, zero, chord, t
+    else:
+        t = _chord_lower(chord, [(lc, down(fl_exact)), (zero, zero), (uc, uc)])
+        sl, tl, su, tu = chord, t, heuristic, zero
+    stable_slope = torch.where(pos, one, a)
+    return Relaxation(
+        torch.where(unstable, sl, stable_slope),
+        torch.where(unstable, tl, zero),
+        torch.where(unstable, su, stable_slope),
+        torch.where(unstable, tu, zero),
+    )
+
+
+def _f_bounds(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    margin = y.abs() * TRANSCENDENTAL_REL_ERR
+    return down(y - margin), up(y + margin)
+
+
+def sigmoid_value_bounds(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rigorous lower and upper bounds of sigmoid(x) at float points x."""
+    return _f_bounds(torch.sigmoid(x))
+
+
+def tanh_value_bounds(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rigorous lower and upper bounds of tanh(x) at float points x."""
+    return _f_bounds(torch.tanh(x))
+
+
+def _parallelogram(l, u, f_bounds, derivative) -> Relaxation:
+    """Two parallel lines with slope ``s <= min f'`` on [l, u] (sigmoid, tanh).
+
+    Soundness: sigmoid' and tanh' are unimodal with their maximum at 0, so their minimum
+    over [l, u] is at an endpoint; ``s`` is that minimum shrunk by a relative ``2**-30``
+    (far more than the evaluation error) and clamped at 0, so ``s <= f'`` on [l, u]. Then
+    ``g(x) = f(x) - s x`` is non-decreasing on [l, u]: ``g(l) <= g(x) <= g(u)``, i.e.
+    ``s x + (f(l) - s l) <= f(x) <= s x + (f(u) - s u)``; the intercepts use rigorous
+    bounds of ``f(l)``, ``f(u)`` and are rounded outward by :func:`_chord_lower` /
+    :func:`_chord_upper` (with a single point each).
+    """
+    s = torch.minimum(derivative(l), derivative(u)) * (1.0 - 2.0**-30)
+    s = torch.nan_to_num(s, nan=0.0).clamp(min=0.0)
+    fl_lo, _ = f_bounds(l)
+    _, fu_hi = f_bounds(u)
+    tl = _chord_lower(s, [(l, fl_lo)])
+    tu = _chord_upper(s, [(u, fu_hi)])
+    return Relaxation(s, tl, s, tu)
+
+
+def sigmoid(l: torch.Tensor, u: torch.Tensor) -> Relaxation:
+    """Sigmoid relaxation (parallelogram, see :func:`_parallelogram`)."""
+    return _parallelogram(
+        l, u, sigmoid_value_bounds, lambda x: torch.sigmoid(x) * torch.sigmoid(-x)
+    )
+
+
+def tanh(l: torch.Tensor, u: torch.Tensor) -> Relaxation:
+    """Tanh relaxation (parallelogram); ``tanh'(x) = 1 / cosh(x)**2``."""
+    return _parallelogram(l, u, tanh_value_bounds, lambda x: torch.cosh(x).reciprocal() ** 2)

@@ -1,0 +1,147 @@
+"""Rigorous float64 arithmetic and exact dyadic arithmetic.
+
+Rigorous bounds. numpy's ``A @ B`` may sum in any order, with or without fused
+multiply-add. For an inner dimension ``n`` the classical a-priori bound (Higham,
+*Accuracy and Stability of Numerical Algorithms*, 2nd ed., eq. (3.5)) holds for every
+order::
+
+    |fl(A @ B) - A @ B| <= gamma_n * (|A| @ |B|) + n * eta       (elementwise)
+
+with ``u = 2**-53``, ``gamma_n = n u / (1 - n u)`` and ``eta = 2**-1074`` covering
+underflow. ``|A| @ |B|`` is itself computed in floats; its computed value ``S`` satisfies
+``|A| @ |B| <= (S + n eta) / (1 - gamma_n)``, so ``E = 2 gamma_n S + 3 n eta`` (computed
+with a safety factor, see :func:`matmul_error`) bounds the error whenever
+``gamma_n <= 1/2``. A lower bound of an exact product is then ``fl(P - E)`` moved one step
+towards -inf (:func:`down`), which also covers the rounding of the subtraction.
+Any NaN or Inf makes the bound useless; callers treat it as "not proved".
+
+Exact arithmetic. Every finite float64 is ``m * 2**e`` with integer ``m``; a vector is
+stored as Python integers over one common exponent (:func:`to_dyadic`), so products and
+sums are exact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+U = 2.0**-53
+ETA = 2.0**-1074
+
+
+def gamma(n: int) -> float:
+    """An upper bound of ``n u / (1 - n u)``; raises ValueError when n u >= 1/4."""
+    if n * U >= 0.25:
+        raise ValueError(f"inner dimension {n} too large for the error bound")
+    return math.nextafter(math.nextafter(n * U / (1.0 - n * U), math.inf), math.inf)
+
+
+def matmul_error(A: np.ndarray, B: np.ndarray, inner: int | None = None) -> np.ndarray:
+    """Elementwise bound on ``|fl(A @ B) - A @ B|`` (see the module docstring)."""
+    n = A.shape[-1] if inner is None else inner
+    factor = 2.0 * gamma(n) * (1.0 + 2.0**-20)
+    with np.errstate(over="ignore", invalid="ignore"):
+        S = np.abs(A) @ np.abs(B)
+        return S * factor + 3.0 * n * ETA
+
+
+def down(x: np.ndarray) -> np.ndarray:
+    """One float step towards -inf (covers one rounding of the operation producing x)."""
+    return np.nextafter(x, -np.inf)
+
+
+def up(x: np.ndarray) -> np.ndarray:
+    """One float step towards +inf."""
+    return np.nextafter(x, np.inf)
+
+
+def matvec_lower(A: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """A rigorous lower bound of the exact ``A @ x``."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return down(A @ x - matmul_error(A, x))
+
+
+def matvec_upper(A: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """A rigorous upper bound of the exact ``A @ x``."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return up(A @ x + matmul_error(A, x))
+
+
+def interval_affine(
+    W: np.ndarray, b: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rigorous bounds of ``W x + b`` over the box ``lower <= x <= upper``.
+
+    Soundness: the exact lower bound is ``W+ l + W- u + b`` (each term minimised
+    separately), computed as one product ``[W+, W-, b] @ [l, u, 1]`` whose rounding
+    error :func:`matvec_lower` bounds; the upper bound likewise.
+    """
+    pos, neg = np.maximum(W, 0.0), np.minimum(W, 0.0)
+    A = np.concatenate([pos, neg, b[:, None]], axis=1)
+    lo = matvec_lower(A, np.concatenate([lower, upper, [1.0]]))
+    hi = matvec_upper(A, np.concatenate([upper, lower, [1.0]]))
+    return lo, hi
+
+
+def interval_layer(kind: str, W, b, lower, upper) -> tuple[np.ndarray, np.ndarray]:
+    """Rigorous interval image of one non-ReLU layer (affine, add, scale)."""
+    if kind == "affine":
+        return interval_affine(W, b, lower, upper)
+    if kind == "add":
+        with np.errstate(over="ignore", invalid="ignore"):
+            return down(lower + b), up(upper + b)
+    with np.errstate(over="ignore", invalid="ignore"):  # scale: exact products, rounded
+        a, c = lower * b, upper * b
+        return down(np.minimum(a, c)), up(np.maximum(a, c))
+
+
+def finite(*arrays: np.ndarray) -> bool:
+    """Whether every entry is a finite number."""
+    return all(bool(np.isfinite(a).all()) for a in arrays)
+
+
+# ---------------------------------------------------------------------------- exact
+
+
+def to_dyadic(array: np.ndarray) -> tuple[np.ndarray, int]:
+    """Exact ``(ints, e)`` with ``array == ints * 2**e`` (ints a Python-int object array)."""
+    a = np.asarray(array, dtype=np.float64)
+    mant, expo = np.frexp(a)
+    ints = (mant * 2.0**53).astype(np.int64)
+    expo = expo.astype(np.int64) - 53
+    nonzero = ints != 0
+    e = int(expo[nonzero].min()) if nonzero.any() else 0
+    out = np.empty(a.shape, dtype=object)
+    flat_out, flat_i, flat_e = out.reshape(-1), ints.reshape(-1), expo.reshape(-1)
+    for k in range(flat_i.size):
+        m = int(flat_i[k])
+        flat_out[k] = m << int(flat_e[k] - e) if m else 0
+    return out, e
+
+
+def dyadic_add(a: tuple[np.ndarray, int], b: tuple[np.ndarray, int]) -> tuple[np.ndarray, int]:
+    """Exact sum of two dyadic arrays."""
+    (ia, ea), (ib, eb) = a, b
+    e = min(ea, eb)
+    return ia * (1 << (ea - e)) + ib * (1 << (eb - e)), e
+
+
+def exact_forward(layers: list, x: np.ndarray) -> tuple[np.ndarray, int]:
+    """The network's exact real-arithmetic output at the float input ``x`` (dyadic)."""
+    v = to_dyadic(np.asarray(x, dtype=np.float64).reshape(-1))
+    for layer in layers:
+        if layer.kind == "relu":
+            v = (np.array([i if i > 0 else 0 for i in v[0]], dtype=object), v[1])
+            continue
+        if layer._exact is None:
+            W = to_dyadic(layer.W) if layer.kind == "affine" else None
+            layer._exact = (W, to_dyadic(layer.b))
+        W, b = layer._exact
+        if layer.kind == "affine":
+            v = dyadic_add((W[0].dot(v[0]), W[1] + v[1]), b)
+        elif layer.kind == "add":
+            v = dyadic_add(v, b)
+        else:
+            v = (v[0] * b[0], v[1] + b[1])
+    return v

@@ -1,0 +1,320 @@
+"""Write certificates (proofs/FORMAT.md) from proof trees and counterexamples.
+
+The writer lowers the model file with the checker's own reader
+(:func:`proofs.checker.model.read_model`), so the network hash it records is the one an
+independent checker re-derives. It maps the IR's ReLU nodes to the checker's ReLU layers
+by order (the networks certificates cover are chains) and cross-checks the two lowerings
+by evaluating both on points of the region: a disagreement raises ``CertificateError``
+instead of writing a certificate about a different network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from proofs.checker import FORMAT, VERSION
+from proofs.checker.encoding import canonical_json, encode_array, hex_list
+from proofs.checker.model import Network, network_hash, read_model
+from prover.engine.proof import Closed, InputSplit, ProofTree, ReluSplit
+from prover.errors import CertificateError
+from prover.ir import ops
+from prover.ir.graph import Graph
+from prover.semantics import evaluate
+from prover.spec import Subproblem
+
+TOOL = "certnn-prover"
+CHECKED_RULES = ("interval", "linear", "infeasible")
+LINEAR_METHODS = frozenset({"interval", "crown", "deeppoly", "alpha-crown", "linear"})
+
+
+def write_certificate(
+    path: str | os.PathLike,
+    *,
+    graph: Graph,
+    model_path_or_bytes: str | os.PathLike | bytes,
+    subproblems: Sequence[Subproblem],
+    claim: object,
+    tree: ProofTree | Sequence[ProofTree] | None = None,
+    counterexample: np.ndarray | None = None,
+    spec_path: str | os.PathLike | None = None,
+    options: object = None,
+    lemmas: Iterable[object] = (),
+) -> str:
+    """Write a certificate to ``path`` and return the path.
+
+    Args:
+        path: where to write the JSON document.
+        graph: the IR graph the proof was made on (a chain of ops ending in ReLU/affine).
+        model_path_or_bytes: the ONNX model file (path) or its bytes.
+        subproblems: the normalised property: boxes and unsafe polytopes.
+        claim: "holds" / "violated" (or a ``Verdict``).
+        tree: for "holds", one proof tree per subproblem (or one tree if there is one).
+        counterexample: for "violated", the violating input.
+        spec_path: the VNN-LIB file the subproblems came from, if any.
+        options: the run's options (recorded, not relied on).
+        lemmas: symbolic lemmas relied on (objects or dicts with ``name``,
+            ``statement`` and optionally ``smt2``), listed as assumptions.
+
+    Raises:
+        CertificateError: the proof cannot be expressed, or the checker's lowering of the
+            model disagrees with ``graph``.
+    """
+    claim = str(getattr(claim, "value", claim)).lower()
+    if claim not in ("holds", "violated"):
+        raise CertificateError(f"claim must be 'holds' or 'violated', not {claim!r}")
+    if isinstance(model_path_or_bytes, (bytes, bytearray)):
+        model_bytes, model_path = bytes(model_path_or_bytes), None
+    else:
+        model_path = os.path.abspath(os.fspath(model_path_or_bytes))
+        with open(model_path, "rb") as handle:
+            model_bytes = handle.read()
+    try:
+        net = read_model(model_bytes)
+    except Exception as exc:  # the checker's Malformed: it cannot read this model
+        raise CertificateError(f"the certificate checker cannot read this model: {exc}") from exc
+    relus = _relu_map(graph, net)
+    subproblems = list(subproblems)
+    if not subproblems:
+        raise CertificateError("no subproblems")
+    _cross_check(graph, net, subproblems)
+
+    subs = [_subproblem(s, net) for s in subproblems]
+    doc: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "claim": claim,
+        "semantics": "real",
+        "model": {
+            "path": model_path,
+            "sha256": hashlib.sha256(model_bytes).hexdigest(),
+            "network_sha256": network_hash(net),
+            "input_size": net.input_size,
+            "output_size": net.output_size,
+        },
+        "spec": None,
+        "subproblems": subs,
+        "subproblems_sha256": hashlib.sha256(canonical_json(subs)).hexdigest(),
+        "assumptions": [],
+        "tool": {"name": TOOL, "version": _version(), "options": _jsonable(options)},
+    }
+    if spec_path is not None:
+        spec_path = os.path.abspath(os.fspath(spec_path))
+        with open(spec_path, "rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
+        doc["spec"] = {"path": spec_path, "sha256": digest}
+    for lemma in lemmas:
+        doc["assumptions"].append(_lemma(lemma))
+    if claim == "violated":
+        if counterexample is None:
+            raise CertificateError("a 'violated' certificate needs the counterexample")
+        x = np.asarray(counterexample, dtype=np.float64).reshape(-1)
+        if x.size != net.input_size or not np.isfinite(x).all():
+            raise CertificateError("counterexample has the wrong size or is not finite")
+        doc["evidence"] = {"counterexample": {"input": hex_list(x)}}
+    else:
+        if tree is None:
+            raise CertificateError("a 'holds' certificate needs a proof tree per subproblem")
+        trees = [tree] if isinstance(tree, (Closed, InputSplit, ReluSplit)) else list(tree)
+        if len(trees) != len(subproblems):
+            raise CertificateError(f"{len(trees)} proof trees for {len(subproblems)} subproblems")
+        external: dict[str, str] = {}
+        lowered = []
+        for entry, sub in zip(trees, subproblems, strict=False):
+            if entry is None:
+                raise CertificateError("a subproblem has no proof tree")
+            if isinstance(entry, (Closed, InputSplit, ReluSplit)):
+                lowered.append(_lower_tree(entry, relus, net, external, len(sub.unsafe)))
+                continue
+            parts = []  # a sequence of (polytope indices, tree)
+            for indices, part in entry:
+                indices = [int(i) for i in indices]
+                lowered_part = _lower_tree(part, relus, net, external, len(indices))
+                parts.append({"polytopes": indices, "tree": lowered_part})
+            lowered.append({"parts": parts})
+        doc["evidence"] = {"trees": lowered}
+        for name, statement in sorted(external.items()):
+            doc["assumptions"].append({"kind": "solver", "name": name, "statement": statement})
+    out = os.fspath(path)
+    with open(out, "w", encoding="utf-8") as handle:
+        json.dump(doc, handle, separators=(",", ":"))
+    return out
+
+
+def _version() -> str:
+    try:
+        from prover import __version__
+
+        return str(__version__)
+    except ImportError:  # pragma: no cover
+        return "unknown"
+
+
+def _relu_map(graph: Graph, net: Network) -> dict[str, int]:
+    """IR ReLU input value name -> the checker's ReLU layer ordinal (checked widths)."""
+    names = [node.inputs[0] for node in graph.nodes if type(node.op) is ops.Relu]
+    widths = [net.layers[p].size for p in net.relu_layers]
+    ir_widths = [int(np.prod(graph.shapes[name])) for name in names]
+    if ir_widths != widths:
+        raise CertificateError(
+            f"the IR has ReLU layers of widths {ir_widths}, the checker's lowering {widths}"
+        )
+    return {name: k for k, name in enumerate(names)}
+
+
+def _cross_check(graph: Graph, net: Network, subproblems: Sequence[Subproblem]) -> None:
+    rng = np.random.default_rng(0)
+    box = subproblems[0].box
+    lower, upper = box.lower.reshape(-1), box.upper.reshape(-1)
+    if lower.size != net.input_size:
+        raise CertificateError(f"region has {lower.size} inputs, the model {net.input_size}")
+    for t in (np.zeros(lower.size), np.ones(lower.size), *rng.random((3, lower.size))):
+        x = lower + t * (upper - lower)
+        mine = net.evaluate(x)
+        theirs = np.asarray(evaluate(graph, x), dtype=np.float64).reshape(-1)
+        if mine.shape != theirs.shape or not np.allclose(mine, theirs, rtol=1e-9, atol=1e-9):
+            raise CertificateError("the checker's lowering of the model disagrees with the IR")
+
+
+def _subproblem(sub: Subproblem, net: Network) -> dict:
+    lower = sub.box.lower.reshape(-1)
+    upper = sub.box.upper.reshape(-1)
+    unsafe = []
+    for poly in sub.unsafe:
+        if poly.C.shape[1] != net.output_size:
+            raise CertificateError("unsafe polytope does not fit the model's outputs")
+        unsafe.append({"C": [hex_list(row) for row in poly.C], "d": hex_list(poly.d)})
+    return {"lower": hex_list(lower), "upper": hex_list(upper), "unsafe": unsafe}
+
+
+def _lower_tree(
+    tree: ProofTree, relus: dict[str, int], net: Network, external: dict, n_polys: int
+) -> dict:
+    root: dict = {}
+    stack = [(tree, root)]
+    while stack:
+        node, out = stack.pop()
+        if isinstance(node, InputSplit):
+            out.update(split="input", dim=int(node.dim), value=float.hex(float(node.value)))
+            out["below"], out["above"] = {}, {}
+            stack += [(node.below, out["below"]), (node.above, out["above"])]
+        elif isinstance(node, ReluSplit):
+            if node.node not in relus:
+                raise CertificateError(f"ReLU split on {node.node!r}, which feeds no ReLU")
+            out.update(split="relu", layer=relus[node.node], neuron=int(node.index))
+            out["inactive"], out["active"] = {}, {}
+            stack += [(node.inactive, out["inactive"]), (node.active, out["active"])]
+        elif isinstance(node, Closed):
+            out.update(_leaf(node, relus, net, external, n_polys))
+        else:
+            raise CertificateError(f"not a proof tree node: {type(node).__name__}")
+    return root
+
+
+def _leaf(node: Closed, relus: dict[str, int], net: Network, external: dict, n_polys: int) -> dict:
+    rule = node.rule
+    if rule.startswith("domain:") and set(rule[7:].split("+")) <= LINEAR_METHODS:
+        rule = "linear"  # the linear rule also tries interval bounds on every polytope
+    if rule not in CHECKED_RULES:
+        name = f"external:{node.rule}"
+        external[name] = (
+            f"leaves closed by {node.rule!r} ({node.method or 'unspecified engine'}); "
+            "the solver's answer is not re-checked"
+        )
+        return {"rule": "assumed", "assumption": name}
+    leaf: dict[str, Any] = {"rule": rule}
+    slopes = node.evidence.get("slopes")
+    if slopes:
+        widths = [net.layers[p].size for p in net.relu_layers]
+        encoded = {}
+        for name, values in slopes.items():
+            if name not in relus:
+                raise CertificateError(f"slopes given for {name!r}, which feeds no ReLU")
+            k = relus[name]
+            alpha = np.asarray(values, dtype=np.float64).reshape(-1)
+            if alpha.size != widths[k]:
+                raise CertificateError(f"{alpha.size} slopes for a ReLU layer of {widths[k]}")
+            encoded[str(k)] = encode_array(np.clip(alpha, 0.0, 1.0), compact=True)
+        leaf["slopes"] = encoded
+    rows = node.evidence.get("rows")
+    if rows is not None and len(rows) == n_polys:
+        leaf["rows"] = [int(r) for r in rows]
+    if node.evidence.get("intermediate") == "slopes":
+        leaf["intermediate"] = "slopes"
+    return leaf
+
+
+def _lemma(lemma: object) -> dict:
+    get = lemma.get if isinstance(lemma, dict) else lambda k, d=None: getattr(lemma, k, d)
+    entry = {
+        "kind": "lemma",
+        "name": str(get("name", "lemma")),
+        "statement": str(get("statement", get("claim", ""))),
+    }
+    smt2 = get("smt2", None)
+    if isinstance(smt2, str):
+        entry["smt2"] = smt2
+    return entry
+
+
+def _jsonable(value: object) -> object:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if np.isfinite(value) else str(value)
+    return str(value)
+
+
+def certify_result(
+    result: Any, graph: Graph, model: object, prop: object, region: object, options: Any
+) -> tuple[str, bool, dict]:
+    """Write the certificate of a decided ``Result`` and (if ``options.check``) check it.
+
+    Returns ``(path, accepted by the checker, the checker's report as a dict)``.
+    """
+    from proofs.checker import check_certificate
+    from prover.api import normalise
+
+    path = os.fspath(options.certificate)
+    if isinstance(model, (str, os.PathLike)):
+        model_source: str | bytes = os.fspath(model)
+    elif isinstance(model, (bytes, bytearray)):
+        model_source = bytes(model)
+    elif graph.origin is not None and graph.origin.onnx_bytes is not None:
+        model_source = graph.origin.onnx_bytes
+    else:
+        raise CertificateError("no ONNX form of the model to bind the certificate to")
+    if isinstance(model_source, bytes):  # the checker reads a file: keep one beside it
+        side = path + ".model.onnx"
+        with open(side, "wb") as handle:
+            handle.write(model_source)
+        model_source = side
+    spec = getattr(prop, "source", None)
+    spec_path = spec if isinstance(spec, str) and os.path.isfile(spec) else None
+    write_certificate(
+        path,
+        graph=graph,
+        model_path_or_bytes=model_source,
+        subproblems=normalise(graph, prop, region),
+        claim=result.verdict,
+        tree=result.stats.get("trees"),
+        counterexample=result.counterexample,
+        spec_path=spec_path,
+        options=options,
+    )
+    if not getattr(options, "check", True):
+        return path, False, {}
+    report = check_certificate(path, model=model_source, spec=spec_path)
+    return path, report.valid, dataclasses.asdict(report)

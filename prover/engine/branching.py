@@ -1,0 +1,102 @@
+"""Branching heuristics: which input dimension or which ReLU neuron to split in a leaf.
+
+Input splitting (low-dimensional inputs, e.g. ACAS Xu): the score of dimension ``i`` is
+``width_i * sum_p |A_{p,i}|`` over the still-open polytopes ``p``, where ``A_p`` is the
+coefficient row of the linear lower bound ``A x + c`` of the polytope's tightest row. It
+estimates how much of the bound's looseness comes from the box's extent along ``i``.
+Without coefficients it falls back to the widest side relative to the root box.
+
+ReLU splitting (high-dimensional inputs, e.g. MNIST): among the unstable neurons
+(``lower < 0 < upper``, not yet split) the score is the intercept of the triangle
+relaxation's upper line, ``u * (-l) / (u - l)``: the largest vertical gap between the
+relaxation and the ReLU, which a split removes entirely.
+
+Ties are broken by the lowest index, so the search is deterministic.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from prover.engine.leaves import LeafBounds, Rows
+
+
+def input_scores(
+    lower: torch.Tensor,
+    upper: torch.Tensor,
+    root_width: torch.Tensor,
+    bounds: LeafBounds,
+    rows: Rows,
+    open_polytopes: torch.Tensor,
+) -> torch.Tensor:
+    """``(B, n_in)`` split scores; ``-inf`` where a dimension cannot be split further.
+
+    Args:
+        lower, upper: ``(B, n_in)`` the leaves' boxes (flat).
+        root_width: ``(n_in,)`` widths of the root box.
+        bounds: the leaves' bounds (``A`` is used when present).
+        rows: the stacked unsafe polytopes.
+        open_polytopes: ``(B, P)`` bool, polytopes not yet excluded on each leaf.
+    """
+    width = upper - lower
+    if bounds.A is not None:
+        A = bounds.A.abs()
+        gap = torch.nan_to_num(bounds.lower - rows.d, nan=-torch.inf)
+        weight = torch.zeros_like(width)
+        index = torch.arange(A.shape[0])
+        for p, (start, end) in enumerate(rows.spans):
+            tight = gap[:, start:end].argmax(dim=1) + start
+            weight += A[index, tight] * open_polytopes[:, p : p + 1]
+        score = width * weight
+        # Dimensions the bound does not depend on still get a tiny share, so that a
+        # leaf whose coefficients vanish (or are NaN) is still split somewhere.
+        relative = width / torch.where(root_width > 0, root_width, torch.ones_like(root_width))
+        score = torch.nan_to_num(score, nan=0.0, posinf=0.0) + 1e-12 * relative
+    else:
+        safe = torch.where(root_width > 0, root_width, torch.ones_like(root_width))
+        score = width / safe
+    middle = (lower + upper) / 2
+    splittable = (middle > lower) & (middle < upper)
+    return torch.where(splittable, score, torch.full_like(score, -torch.inf))
+
+
+def choose_input_dims(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best dimension per leaf, and whether the leaf can be split at all."""
+    best = scores.argmax(dim=1)
+    ok = torch.isfinite(scores.gather(1, best[:, None]).squeeze(1))
+    return best, ok
+
+
+def relu_scores(
+    intermediate: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    splits: dict[str, torch.Tensor],
+    names: list[str],
+) -> torch.Tensor:
+    """``(B, total neurons)`` scores over the ReLUs ``names`` (concatenated in order).
+
+    Stable or already split neurons score ``-inf``.
+    """
+    parts = []
+    for name in names:
+        lo, up = intermediate[name]
+        lo = lo.reshape(lo.shape[0], -1)
+        up = up.reshape(up.shape[0], -1)
+        fixed = splits[name] != 0
+        unstable = (lo < 0) & (up > 0) & ~fixed
+        gap = up * (-lo) / torch.clamp(up - lo, min=1e-300)
+        score = torch.nan_to_num(gap, nan=-torch.inf)
+        parts.append(torch.where(unstable, score, torch.full_like(score, -torch.inf)))
+    return torch.cat(parts, dim=1)
+
+
+def choose_relu(
+    scores: torch.Tensor, sizes: list[int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per leaf: (layer index, neuron index within the layer, whether any neuron is left)."""
+    best = scores.argmax(dim=1)
+    ok = torch.isfinite(scores.gather(1, best[:, None]).squeeze(1))
+    offsets = torch.tensor([0] + sizes[:-1]).cumsum(0)
+    ends = offsets + torch.tensor(sizes)
+    layer = torch.searchsorted(ends, best, right=True)
+    layer = torch.clamp(layer, max=len(sizes) - 1)
+    return layer, best - offsets[layer], ok

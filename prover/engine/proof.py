@@ -1,0 +1,73 @@
+"""The proof tree that branch and bound records and certificates are written from.
+
+A proof of "no unsafe polytope is reachable from the box" is a tree:
+
+* :class:`InputSplit` splits the box on input dimension ``dim`` at ``value`` into
+  ``below`` (x[dim] <= value) and ``above`` (x[dim] >= value); together they cover it.
+* :class:`ReluSplit` splits on the phase of one ReLU neuron (``node`` is the name of the
+  ReLU node's *input* value, ``index`` the flat neuron index): ``inactive`` assumes the
+  pre-activation <= 0, ``active`` assumes >= 0; together they cover every input.
+* :class:`Closed` is a leaf closed by one rule, with the evidence the rule needs:
+
+  - ``"interval"``: interval propagation over the leaf (box + split constraints) shows
+    every unsafe polytope has a row whose lower bound exceeds its ``d``. Evidence: none.
+  - ``"linear"``: linear (CROWN-style) bounds with the ReLU lower slopes in
+    ``evidence["slopes"]`` (``{relu input name: list of slopes in [0, 1]}``); evidence
+    ``evidence["rows"]`` lists, per unsafe polytope, the row index proved infeasible.
+  - ``"infeasible"``: the split constraints on the path contradict each other (the
+    leaf's region is empty), shown by interval or linear bounds.
+
+The leaf's region is implied by the path: the root box, narrowed by input splits, with
+ReLU phase constraints accumulated from ReLU splits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+
+@dataclass(frozen=True)
+class Closed:
+    """A leaf closed by ``rule`` with ``evidence``; ``method`` says which engine did it."""
+
+    rule: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    method: str = ""
+
+
+@dataclass(frozen=True)
+class InputSplit:
+    """Split input dimension ``dim`` (flat index) at ``value``."""
+
+    dim: int
+    value: float
+    below: ProofTree
+    above: ProofTree
+
+
+@dataclass(frozen=True)
+class ReluSplit:
+    """Split ReLU neuron ``index`` (flat) of the ReLU whose input value is ``node``."""
+
+    node: str
+    index: int
+    inactive: ProofTree
+    active: ProofTree
+
+
+ProofTree = Union[Closed, InputSplit, ReluSplit]
+
+
+def count_leaves(tree: ProofTree) -> int:
+    """Number of leaves of ``tree`` (iterative: trees can be deep)."""
+    total, stack = 0, [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Closed):
+            total += 1
+        elif isinstance(node, InputSplit):
+            stack += [node.below, node.above]
+        else:
+            stack += [node.inactive, node.active]
+    return total

@@ -1,0 +1,131 @@
+"""Random ReLU networks: soundness, split constraints, and tightness orderings."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domains.linear.api import bound_linear, bound_outputs, linear_bounds
+
+# Bounds are compared up to this relative slack: the orderings below hold over the reals,
+# and each method widens by its own (tiny) rounding-error bound.
+SLACK = 1e-9
+
+nets = st.tuples(
+    st.integers(0, 2**32 - 1),
+    st.lists(st.integers(1, 6), min_size=2, max_size=5),
+    st.floats(0.01, 2.0),
+)
+
+
+def _setup(h, seed, widths, width):
+    rng = np.random.default_rng(seed)
+    graph = h.mlp(rng, widths)
+    lower, upper = h.random_box(rng, (widths[0],), batch=4, width=width)
+    return rng, graph, lower, upper
+
+
+def _tol(*xs):
+    return SLACK * (1 + max(float(x.abs().max()) for x in xs))
+
+
+@settings(max_examples=40, deadline=None)
+@given(nets)
+def test_sound_and_tighter_than_intervals(h, net):
+    seed, widths, width = net
+    rng, graph, lower, upper = _setup(h, seed, widths, width)
+    ys = h.outputs(graph, h.samples(lower, upper, 800, rng))
+    lo, hi = bound_outputs(graph, lower, upper)
+    assert (ys >= lo.unsqueeze(1)).all() and (ys <= hi.unsqueeze(1)).all()
+    il, iu = h.interval_bounds(graph, lower, upper)
+    assert (lo >= il - _tol(il)).all() and (hi <= iu + _tol(iu)).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(nets, st.sampled_from(["crown", "deeppoly"]))
+def test_alpha_at_least_crown_and_direct_at_least_combined(h, net, policy):
+    seed, widths, width = net
+    rng, graph, lower, upper = _setup(h, seed, widths, width)
+    m = 3
+    C = torch.tensor(rng.normal(size=(m, widths[-1])))
+    ys = h.outputs(graph, h.samples(lower, upper, 500, rng))
+    values = ys @ C.T
+    plain = linear_bounds(graph, lower, upper, C, policy=policy)
+    alpha = linear_bounds(graph, lower, upper, C, policy=policy, alpha_steps=8)
+    for result in (plain, alpha):
+        assert (values >= result.lower.unsqueeze(1)).all()
+    tol = _tol(plain.lower)
+    # The returned bounds are those of the returned slopes, never worse than the start.
+    assert (alpha.lower.sum(1) >= plain.lower.sum(1) - tol).all()
+    replay = linear_bounds(graph, lower, upper, C, slopes=alpha.slopes)
+    assert torch.allclose(replay.lower, alpha.lower, rtol=0, atol=tol)
+    # C y bounded directly is at least as tight as combining bounds of y.
+    n = widths[-1]
+    eye = torch.eye(n, dtype=torch.float64)
+    out = linear_bounds(graph, lower, upper, torch.cat([eye, -eye])).lower
+    out_lo, out_hi = out[:, :n], -out[:, n:]
+    combined = out_lo @ C.clamp(min=0).T + out_hi @ C.clamp(max=0).T
+    assert (plain.lower >= combined - tol).all()
+    direct = bound_linear(graph, lower, upper, C)
+    assert (direct >= plain.lower).all() and (values >= direct.unsqueeze(1)).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(nets, st.integers(0, 2**32 - 1), st.booleans())
+def test_split_constraints_are_sound(h, net, split_seed, alpha):
+    seed, widths, width = net
+    rng, graph, lower, upper = _setup(h, seed, widths, width)
+    split_rng = np.random.default_rng(split_seed)
+    relus = [n for n in graph.nodes if type(n.op).__name__ == "Relu"]
+    splits = {
+        n.inputs[0]: torch.tensor(
+            split_rng.choice([-1, 0, 1], size=(4, graph.shapes[n.inputs[0]][0]), p=[0.25, 0.5, 0.25]),
+            dtype=torch.int8,
+        )
+        for n in relus
+    }
+    C = torch.tensor(rng.normal(size=(2, widths[-1])))
+    result = linear_bounds(graph, lower, upper, C, splits=splits, alpha_steps=4 if alpha else 0)
+    pts = h.samples(lower, upper, 3000, rng)
+    with torch.no_grad():
+        from prover.semantics import run
+
+        values = run(graph, pts.reshape(-1, widths[0]), keep=True)
+    keep = torch.ones(pts.shape[:2], dtype=torch.bool)
+    for name, split in splits.items():
+        pre = values[name].reshape(4, pts.shape[1], -1)
+        ok = torch.where(split.unsqueeze(1) > 0, pre >= 0, torch.where(split.unsqueeze(1) < 0, pre <= 0, True))
+        keep &= ok.all(-1)
+    y = values[graph.output].reshape(4, pts.shape[1], -1) @ C.T
+    for b in range(4):
+        if keep[b].any():
+            assert not result.infeasible[b]
+            assert (y[b][keep[b]] >= result.lower[b]).all()
+            for name, (il, iu) in result.intermediate.items():
+                pre = values[name].reshape(4, pts.shape[1], -1)[b][keep[b]]
+                assert (pre >= il[b].reshape(-1)).all() and (pre <= iu[b].reshape(-1)).all()
+        if result.infeasible[b]:
+            assert torch.isinf(result.lower[b]).all() and (result.lower[b] > 0).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(nets)
+def test_parent_bounds_reused_on_a_sub_box(h, net):
+    seed, widths, width = net
+    rng, graph, lower, upper = _setup(h, seed, widths, width)
+    C = torch.tensor(rng.normal(size=(2, widths[-1])))
+    parent = linear_bounds(graph, lower, upper, C)
+    t = torch.tensor(rng.uniform(size=lower.shape))
+    mid = lower + (upper - lower) * t
+    child_lo, child_hi = mid, upper  # a sub-box of each box
+    child = linear_bounds(graph, child_lo, child_hi, C, intermediate=parent.intermediate)
+    alone = linear_bounds(graph, child_lo, child_hi, C)
+    for name, (il, iu) in child.intermediate.items():
+        pl, pu = parent.intermediate[name]
+        assert (il >= pl).all() and (iu <= pu).all()
+        al, au = alone.intermediate[name]
+        assert (il >= al).all() and (iu <= au).all()
+    ys = h.outputs(graph, h.samples(child_lo, child_hi, 500, rng)) @ C.T
+    assert (ys >= child.lower.unsqueeze(1)).all()
