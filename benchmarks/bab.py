@@ -23,12 +23,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 
 from importers import load_model
 from importers.vnnlib import VNNLib
 from prover.engine.bab import BabConfig, branch_and_bound
+from prover.engine.verify import make_confirm
 from prover.options import Options
 from prover.result import Verdict
 
@@ -56,22 +56,15 @@ def short(onnx: str, vnnlib: str) -> str:
     return f"{Path(onnx).stem}:{Path(vnnlib).stem}"
 
 
-def replayer(path: Path, sub):
-    """Exact replay on ONNX Runtime: strict box containment and the polytope test."""
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    meta = session.get_inputs()[0]
-    shape = [d if isinstance(d, int) else 1 for d in meta.shape]
+def replayer(graph, sub):
+    """The engine's exact replay: rounded to the model's input dtype, strict box
+    containment, ONNX Runtime and float64 semantics must both land in an unsafe polytope."""
 
-    def check(x: np.ndarray) -> bool:
-        if not sub.box.contains(x):
-            return False
-        feed = np.asarray(x, dtype=np.float32).reshape(shape)
-        if not np.array_equal(feed.astype(np.float64).reshape(x.shape), x):
-            return False  # the float32 input would not be the point we checked
-        y = session.run(None, {meta.name: feed})[0].reshape(-1).astype(np.float64)
+    def violates(x: np.ndarray, y: np.ndarray) -> bool:
         return any(p.contains(y) for p in sub.unsafe)
 
-    return check
+    confirm = make_confirm(graph, sub, violates)
+    return lambda x: confirm(x) is not None
 
 
 def solve(folder: Path, onnx: str, vnnlib: str, timeout: float, config: BabConfig):
@@ -88,7 +81,7 @@ def solve(folder: Path, onnx: str, vnnlib: str, timeout: float, config: BabConfi
             sub,
             Options(),
             deadline,
-            check_candidate=replayer(folder / onnx, sub),
+            check_candidate=replayer(graph, sub),
             config=config,
         )
         for key in ("leaves", "bounded"):
@@ -126,7 +119,9 @@ def main() -> None:
     config = BabConfig(batch=args.batch)
     solved = wrong = 0
     total = 0.0
-    print(f"{'instance':<26} {'expect':>6} {'got':>6} {'sec':>8} {'closed':>8} {'bounded':>9} depth")
+    print(
+        f"{'instance':<26} {'expect':>6} {'got':>6} {'sec':>8} {'closed':>8} {'bounded':>9} depth"
+    )
     for onnx, vnnlib in chosen:
         verdict, seconds, stats = solve(folder, onnx, vnnlib, args.timeout, config)
         want = expected[(onnx, vnnlib)]["verdict"]

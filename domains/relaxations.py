@@ -76,7 +76,8 @@ def leaky_relu_offset(
 def leaky_relu_parallelogram(lb: torch.Tensor, ub: torch.Tensor, alpha: float) -> Parallelogram:
     """DeepZ minimal-area parallelogram of leaky ReLU (ReLU when ``alpha = 0``).
 
-    Lemma: ``piecewise_linear_offset`` (the offsets are exact bounds for the chosen slope).
+    Lemma: ``relu_deepz`` (the slope choice); its soundness is ``piecewise_linear_offset``
+    (the offsets are exact bounds for whatever slope is chosen).
 
     Soundness: the slope is the chord slope ``(f(ub) - f(lb)) / (ub - lb)`` on unstable
     neurons (``lb < 0 < ub``; ``ub / (ub - lb)`` for ReLU, Singh et al. 2018, Theorem 3.1),
@@ -301,4 +302,40 @@ LEMMAS: dict[str, Callable] = {
     "exp_convex": exp_lines,
     "log_concave": log_lines,
     "softmax_interval": softmax_interval,
+}
+
+#: Lemma name -> the inequality over the reals that ``proofs/lemmas/`` proves (for all
+#: reals lb <= x <= ub unless stated; exp, log, sigmoid, tanh, cosh are the real functions).
+LEMMA_STATEMENTS: dict[str, str] = {
+    "piecewise_linear_offset": (
+        "for alpha, a real and f(x) = x if x >= 0 else alpha*x: f(x) - a*x >= "
+        "min(g(lb), g(ub), g(c)) and <= max(g(lb), g(ub), g(c)) with g(t) = f(t) - a*t and "
+        "c = min(max(0, lb), ub)"
+    ),
+    "relu_deepz": (
+        "for lb < 0 < ub and a = ub/(ub - lb): 0 <= relu(x) - a*x <= -a*lb (the DeepZ "
+        "parallelogram; offsets equal at both ends)"
+    ),
+    "relu_triangle": "for lb < 0 < ub: relu(x) <= ub*(x - lb)/(ub - lb)",
+    "monotone_offset": (
+        "if f'(t) >= a for all t in [lb, ub] then f(lb) - a*lb <= f(x) - a*x <= f(ub) - a*ub"
+    ),
+    "sigmoid_slope": (
+        "sigmoid'(x) = 1/(4*cosh(x/2)^2) and sigmoid'(x) >= min(sigmoid'(lb), sigmoid'(ub))"
+    ),
+    "tanh_slope": "tanh'(x) = 1/cosh(x)^2 and tanh'(x) >= min(tanh'(lb), tanh'(ub))",
+    "exp_slope": "exp'(x) = exp(x) >= exp(lb)",
+    "exp_convex": (
+        "for a > 0 and all real x: exp(x) >= a*x + a*(1 - log(a)); and for a real: "
+        "exp(x) - a*x <= max(exp(lb) - a*lb, exp(ub) - a*ub)"
+    ),
+    "log_concave": (
+        "for a > 0 and all x > 0: log(x) <= a*x - log(a) - 1; and for 0 < lb, a real: "
+        "log(x) - a*x >= min(log(lb) - a*lb, log(ub) - a*ub)"
+    ),
+    "softmax_interval": (
+        "for vectors l <= x <= u (n >= 2): exp(l_i)/(exp(l_i) + sum_{j != i} exp(u_j)) <= "
+        "exp(x_i)/sum_j exp(x_j) <= exp(u_i)/(exp(u_i) + sum_{j != i} exp(l_j)); and "
+        "shifting every exponent by the same m leaves both sides unchanged"
+    ),
 }

@@ -34,6 +34,7 @@ an upper bound of ``-inf``).
 
 from __future__ import annotations
 
+import functools
 import math
 import weakref
 
@@ -50,6 +51,7 @@ LIBM_ULPS = 8
 LIBM_REL = 2 * LIBM_ULPS * U
 
 
+@functools.lru_cache(maxsize=4096)
 def gamma(n: int) -> float:
     """Return an upper bound of Higham's ``gamma_n = n u / (1 - n u)`` as a Python float.
 
@@ -63,8 +65,15 @@ def gamma(n: int) -> float:
     return math.nextafter(math.nextafter(value, math.inf), math.inf)
 
 
+_INFINITIES: dict[tuple[torch.dtype, torch.device, float], torch.Tensor] = {}
+
+
 def _like(t: torch.Tensor, value: float) -> torch.Tensor:
-    return torch.full((), value, dtype=t.dtype, device=t.device)
+    key = (t.dtype, t.device, value)
+    hit = _INFINITIES.get(key)
+    if hit is None:
+        hit = _INFINITIES[key] = torch.full((), value, dtype=t.dtype, device=t.device)
+    return hit
 
 
 def up(t: torch.Tensor) -> torch.Tensor:

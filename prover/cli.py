@@ -117,6 +117,8 @@ def cmd_prove(args: argparse.Namespace) -> int:
     graph = load(args.model)
     prop = _property(args, graph)
     region = _region(args, graph)
+    if region is None and args.vnnlib and args.property:
+        region = _vnnlib_box(args.vnnlib, graph)
     options = Options(timeout=args.timeout, seed=args.seed)
     if args.domains:
         options = options.with_(domains=tuple(args.domains.split(",")))
@@ -157,19 +159,24 @@ def cmd_prove(args: argparse.Namespace) -> int:
     return {"holds": EXIT_HOLDS, "violated": EXIT_VIOLATED}.get(result.verdict.value, EXIT_UNKNOWN)
 
 
+def _vnnlib_box(path: str, graph):
+    """The single input box of a VNN-LIB file (RegionError if it has several)."""
+    from importers.vnnlib import VNNLib
+
+    subproblems = VNNLib(path).subproblems(graph.input_shape, graph.output_size)
+    boxes = {(s.box.lower.tobytes(), s.box.upper.tobytes()) for s in subproblems}
+    if len(boxes) != 1:
+        raise RegionError(f"{path} has {len(boxes)} input boxes; expected exactly one")
+    return subproblems[0].box
+
+
 def cmd_bounds(args: argparse.Namespace) -> int:
     from prover.api import bounds, load
 
     graph = load(args.model)
     region = _region(args, graph)
     if region is None and args.vnnlib:
-        from importers.vnnlib import VNNLib
-
-        subproblems = VNNLib(args.vnnlib).subproblems(graph.input_shape, graph.output_size)
-        if len(subproblems) != 1:
-            raise RegionError(f"{args.vnnlib} has {len(subproblems)} input boxes; "
-                              "bounds needs exactly one")
-        region = subproblems[0].box
+        region = _vnnlib_box(args.vnnlib, graph)
     if region is None:
         raise RegionError("give a region: --lower/--upper, --center/--eps or --vnnlib")
     lo, hi = bounds(graph, region, domain=args.domain)

@@ -26,7 +26,7 @@ class Options:
 
     timeout: float = 60.0
     seed: int = 0
-    domains: tuple[str, ...] = ("interval", "zonotope")
+    domains: tuple[str, ...] = ("interval", "crown", "zonotope")
     falsify: bool = True
     random_samples: int = 256
     pgd_steps: int = 30

@@ -42,7 +42,7 @@ KEYWORDS = ("unsat", "sat", "unknown", "timeout", "error")
 MARGIN_S = 1.0
 
 #: The watchdog of the command answers ``timeout`` this many seconds before the deadline.
-WATCHDOG_S = 0.1
+WATCHDOG_S = 0.5
 
 
 def process_age() -> float:

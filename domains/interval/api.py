@@ -32,6 +32,9 @@ def check_box(graph: Graph, lower: torch.Tensor, upper: torch.Tensor) -> None:
                 tuple(t.shape),
                 f"box {what} bound",
             )
+    if lower.dtype != torch.float64 or upper.dtype != torch.float64:
+        # The rounding error bounds (domains.rounding) are for binary64 only.
+        raise RegionError(f"box bounds must be float64 tensors, got {lower.dtype}/{upper.dtype}")
     if lower.shape != upper.shape:
         raise RegionError(
             f"box bounds differ in shape: {tuple(lower.shape)} vs {tuple(upper.shape)}"
@@ -53,13 +56,10 @@ class NanGuard:
     def see(self, *tensors: torch.Tensor) -> None:
         """Mark the rows of ``tensors`` (batch-first, batch 1 broadcasts) that hold NaN."""
         for t in tensors:
-            rows = torch.isnan(t.reshape(t.shape[0], -1)).any(dim=1)
-            self.bad |= rows if rows.shape[0] == self.bad.shape[0] else rows.any()
+            self.bad |= torch.isnan(t.reshape(t.shape[0], -1)).any(dim=1)  # (1,) broadcasts
 
     def poison(self, t: torch.Tensor) -> torch.Tensor:
-        """Return ``t`` with the bad rows set to NaN."""
-        if not bool(self.bad.any()):
-            return t
+        """Return ``t`` with the bad rows set to NaN (no host synchronisation)."""
         mask = self.bad.reshape((-1,) + (1,) * (t.dim() - 1))
         return torch.where(mask, torch.full_like(t, math.nan), t)
 

@@ -8,15 +8,72 @@ box the iterate with the best objective. The returned bounds are exactly the bou
 the returned slopes (a replay with them reproduces them); the first iterate is the
 starting slopes, so the result is never worse than plain CROWN with those slopes.
 Intermediate bounds stay those of the heuristic slopes.
+
+With ``beta``, the Lagrange multipliers of the ReLU split constraints (beta-CROWN,
+``Analysis.back_substitute``) are optimised jointly, projected on ``beta >= 0``.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 
 from domains.linear.engine import Analysis
+
+
+class _Adam:
+    """Projected Adam (Kingma and Ba, 2015): each tensor is clamped to its own bounds.
+
+    A few lines of our own instead of ``torch.optim.Adam``, whose first use imports
+    torch's compiler stack (seconds).
+    """
+
+    def __init__(self, params, bounds, lr: float, moments=(0.9, 0.999), eps=1e-8):
+        self.params, self.bounds, self.lr, self.moments, self.eps = params, bounds, lr, moments, eps
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self, grads) -> None:
+        self.t += 1
+        b1, b2 = self.moments
+        for p, (lo, hi), g, m, v in zip(
+            self.params, self.bounds, grads, self.m, self.v, strict=True
+        ):
+            if g is None:
+                continue
+            m.mul_(b1).add_(g, alpha=1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            m_hat = m / (1 - b1**self.t)
+            v_hat = v / (1 - b2**self.t)
+            p.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps)).clamp_(lo, hi)
+
+
+def _start(analysis, lam, init, init_betas, beta):
+    slopes = analysis.heuristic_slopes()
+    for name, value in (init or {}).items():
+        if name in slopes:
+            slopes[name] = (
+                torch.as_tensor(value, dtype=lam.dtype, device=lam.device)
+                .reshape(-1, slopes[name].shape[1])
+                .expand_as(slopes[name])
+                .clamp(0.0, 1.0)
+            )
+    betas = {}
+    if beta or init_betas:
+        m = lam.shape[1]
+        for name, split in analysis.splits.items():
+            n = split[0].numel()
+            value = (init_betas or {}).get(name)
+            if value is None:
+                value = torch.zeros((analysis.batch, m, n), dtype=lam.dtype, device=lam.device)
+            betas[name] = torch.as_tensor(value, dtype=lam.dtype, device=lam.device).reshape(
+                -1, m, n
+            )
+            betas[name] = betas[name].expand(analysis.batch, m, n).clamp(min=0.0)
+    return slopes, betas
 
 
 def optimise(
@@ -27,60 +84,65 @@ def optimise(
     steps: int = 20,
     lr: float = 0.1,
     init: Mapping[str, torch.Tensor] | None = None,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Optimise the lower slopes of every ReLU for ``lam . v(start)``.
+    beta: bool = False,
+    init_betas: Mapping[str, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Optimise the ReLU lower slopes (and split multipliers) for ``lam . v(start)``.
 
     Args:
         analysis: the analysis of the batch (intermediate bounds already computed).
         start: the value whose linear function is bounded (the graph output).
         lam: ``(b, m, *shape)`` coefficients (``C``).
-        steps: Adam steps (0: just evaluate the starting slopes).
+        steps: Adam steps (0: just evaluate the starting values).
         lr: Adam learning rate.
         init: warm-start slopes (ReLU input name -> ``(B, n)``); others start from the
             adaptive heuristic.
+        beta: also optimise one multiplier per (box, row, split neuron), from 0.
+        init_betas: warm-start multipliers (ReLU input name -> ``(B, m, n)``).
 
     Returns:
-        ``(lower (B, m), slopes {ReLU input name: (B, n)})``.
+        ``(lower (B, m), slopes {name: (B, n)}, betas {name: (B, m, n)})``: the bounds
+        are exactly those of the returned slopes and multipliers.
     """
     batch = analysis.batch
-    start_slopes = analysis.heuristic_slopes()
-    for name, value in (init or {}).items():
-        if name in start_slopes:
-            start_slopes[name] = (
-                torch.as_tensor(value, dtype=lam.dtype).reshape(-1, start_slopes[name].shape[1])
-                .expand_as(start_slopes[name])
-                .clamp(0.0, 1.0)
-            )
-    params = {name: s.detach().clone().requires_grad_(True) for name, s in start_slopes.items()}
-    best_slopes = {name: s.detach().clone() for name, s in start_slopes.items()}
+    slopes, betas = _start(analysis, lam, init, init_betas, beta)
+    params = {name: s.detach().clone().requires_grad_(True) for name, s in slopes.items()}
+    mults = {name: b.detach().clone().requires_grad_(beta) for name, b in betas.items()}
+    best = {"slopes": {k: v.detach().clone() for k, v in params.items()}}
+    best["betas"] = {k: v.detach().clone() for k, v in mults.items()}
+    tensors = list(params.values()) + (list(mults.values()) if beta else [])
+    bounds = [(0.0, 1.0)] * len(params) + ([(0.0, None)] * len(mults) if beta else [])
+    optimiser = _Adam(tensors, bounds, lr) if tensors else None
     best_lower = None
     best_obj = torch.full((batch,), float("-inf"), dtype=lam.dtype, device=lam.device)
-    optimiser = torch.optim.Adam(list(params.values()), lr=lr) if params else None
     for step in range(steps + 1):
         with torch.enable_grad():
             analysis.set_slopes(params)
-            lower = analysis.lower_bound(start, lam)
+            lower = analysis.lower_bound(start, lam, betas=mults)
             finite = torch.isfinite(lower)
             objective = torch.where(finite, lower, torch.zeros_like(lower)).sum(1)
-            objective = torch.where(finite.all(1), objective, torch.full_like(objective, float("-inf")))
+            objective = torch.where(
+                finite.all(1), objective, torch.full_like(objective, float("-inf"))
+            )
         with torch.no_grad():
             if best_lower is None:
-                best_lower = lower.detach().clone()
-                best_obj = objective.detach().clone()
+                best_lower, best_obj = lower.detach().clone(), objective.detach().clone()
             else:
                 better = objective > best_obj
                 best_lower = torch.where(better.unsqueeze(1), lower.detach(), best_lower)
                 best_obj = torch.where(better, objective.detach(), best_obj)
                 for name, p in params.items():
-                    best_slopes[name] = torch.where(better.unsqueeze(1), p.detach(), best_slopes[name])
+                    best["slopes"][name] = torch.where(
+                        better.unsqueeze(1), p.detach(), best["slopes"][name]
+                    )
+                for name, b in mults.items():
+                    best["betas"][name] = torch.where(
+                        better.reshape(-1, 1, 1), b.detach(), best["betas"][name]
+                    )
         if step == steps or optimiser is None:
             break
         loss = -torch.where(finite, lower, torch.zeros_like(lower)).sum()
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        with torch.no_grad():
-            for p in params.values():
-                p.clamp_(0.0, 1.0)
-    analysis.set_slopes(best_slopes)
-    return best_lower, best_slopes
+        grads = torch.autograd.grad(loss, tensors, allow_unused=True)
+        optimiser.step(grads)
+    analysis.set_slopes(best["slopes"])
+    return best_lower, best["slopes"], best["betas"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -42,7 +42,9 @@ def _coefficients(graph: Graph, C, batch: int, like: torch.Tensor) -> torch.Tens
     if C.dim() == 2:
         C = C.unsqueeze(0)
     if C.dim() != 3 or C.shape[2] != n_out or C.shape[0] not in (1, batch):
-        raise ShapeError("C", "linear domain", f"(m, {n_out}) or ({batch}, m, {n_out})", tuple(C.shape))
+        raise ShapeError(
+            "C", "linear domain", f"(m, {n_out}) or ({batch}, m, {n_out})", tuple(C.shape)
+        )
     return C.reshape(C.shape[0], C.shape[1], *graph.output_shape)
 
 
@@ -70,6 +72,8 @@ def linear_bounds(
     alpha_lr: float = 0.1,
     intermediate: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
     return_coefficients: bool = False,
+    beta: bool = False,
+    betas: Mapping[str, torch.Tensor] | None = None,
 ) -> LinearBoundResult:
     """Sound lower bounds of ``C @ flatten(y)`` over a batch of boxes, by back-substitution.
 
@@ -87,6 +91,10 @@ def linear_bounds(
         intermediate: value name -> ``(l, u)`` bounds valid on the region (e.g. the
             parent node's ``result.intermediate``), intersected with the computed ones.
         return_coefficients: also return ``A`` and ``c`` with ``C y(x) >= A x + c``.
+        beta: with ``alpha_steps > 0``, also optimise Lagrange multipliers of the split
+            constraints (beta-CROWN), one per (box, row of C, split neuron).
+        betas: multipliers to use (or warm-start from): ReLU input name -> ``(B, m, n)``
+            (``result.betas`` of a previous call with the same ``C``).
 
     Returns:
         A :class:`LinearBoundResult`.
@@ -94,12 +102,34 @@ def linear_bounds(
     if policy not in POLICIES:
         raise ProverError(f"unknown slope policy {policy!r}; choose one of {', '.join(POLICIES)}")
     result, _ = _run(
-        graph, lower, upper, C, splits, slopes, alpha_steps, alpha_lr, intermediate, return_coefficients
+        graph,
+        lower,
+        upper,
+        C,
+        splits,
+        slopes,
+        alpha_steps,
+        alpha_lr,
+        intermediate,
+        return_coefficients,
+        (beta, betas),
     )
     return result
 
 
-def _run(graph, lower, upper, C, splits, slopes, alpha_steps, alpha_lr, intermediate, coeffs):
+def _run(
+    graph,
+    lower,
+    upper,
+    C,
+    splits,
+    slopes,
+    alpha_steps,
+    alpha_lr,
+    intermediate,
+    coeffs,
+    beta=(False, None),
+):
     lower = _as_tensor(lower)
     upper = _as_tensor(upper, lower)
     if lower.dim() == len(graph.input_shape):
@@ -109,7 +139,11 @@ def _run(graph, lower, upper, C, splits, slopes, alpha_steps, alpha_lr, intermed
     widest = max(math.prod(s) for s in graph.shapes.values())
     rows = max(
         [lam.shape[1]]
-        + [2 * math.prod(graph.shapes[n.inputs[0]]) for n in graph.nodes if isinstance(n.op, NEEDS_BOUNDS)]
+        + [
+            2 * math.prod(graph.shapes[n.inputs[0]])
+            for n in graph.nodes
+            if isinstance(n.op, NEEDS_BOUNDS)
+        ]
     )
     per_box = max(1, rows * widest)
     size = max(1, ROW_CHUNK_ELEMENTS // per_box)
@@ -128,6 +162,7 @@ def _run(graph, lower, upper, C, splits, slopes, alpha_steps, alpha_lr, intermed
                 alpha_lr,
                 _chunk(intermediate, start, stop),
                 coeffs,
+                (beta[0], _chunk(beta[1], start, stop)),
             )
         )
     if len(pieces) == 1:
@@ -138,8 +173,12 @@ def _run(graph, lower, upper, C, splits, slopes, alpha_steps, alpha_lr, intermed
         lower=cat([r.lower for r in results]),
         infeasible=cat([r.infeasible for r in results]),
         slopes={k: cat([r.slopes[k] for r in results]) for k in results[0].slopes},
+        betas={k: cat([r.betas[k] for r in results]) for k in results[0].betas},
         intermediate={
-            k: (cat([r.intermediate[k][0] for r in results]), cat([r.intermediate[k][1] for r in results]))
+            k: (
+                cat([r.intermediate[k][0] for r in results]),
+                cat([r.intermediate[k][1] for r in results]),
+            )
             for k in results[0].intermediate
         },
         coefficients=cat([r.coefficients for r in results]),
@@ -149,33 +188,60 @@ def _run(graph, lower, upper, C, splits, slopes, alpha_steps, alpha_lr, intermed
     return merged, box
 
 
-def _one(graph, lower, upper, lam, splits, slopes, alpha_steps, alpha_lr, intermediate, coeffs):
+def _one(
+    graph, lower, upper, lam, splits, slopes, alpha_steps, alpha_lr, intermediate, coeffs, beta
+):
     analysis = Analysis(graph, lower, upper, splits=splits, intermediate=intermediate)
     batch = analysis.batch
+    use_beta, given_betas = beta
+    mults = {}
     if alpha_steps > 0:
-        bound, used = optimise(
-            analysis, graph.output, lam, steps=alpha_steps, lr=alpha_lr, init=slopes
+        bound, used, mults = optimise(
+            analysis,
+            graph.output,
+            lam,
+            steps=alpha_steps,
+            lr=alpha_lr,
+            init=slopes,
+            beta=use_beta,
+            init_betas=given_betas,
         )
     else:
         used = analysis.heuristic_slopes()
         for name, value in (slopes or {}).items():
             if name in used:
-                used[name] = _as_tensor(value, lower).reshape(-1, used[name].shape[1]).expand_as(
-                    used[name]
-                ).clamp(0.0, 1.0)
+                used[name] = (
+                    _as_tensor(value, lower)
+                    .reshape(-1, used[name].shape[1])
+                    .expand_as(used[name])
+                    .clamp(0.0, 1.0)
+                )
         analysis.set_slopes(used)
+        if given_betas:
+            m, batch_size = lam.shape[1], analysis.batch
+            mults = {
+                k: _as_tensor(v, lower)
+                .reshape(-1, m, analysis.splits[k][0].numel())
+                .expand(batch_size, m, -1)
+                .clamp(min=0.0)
+                for k, v in given_betas.items()
+                if k in analysis.splits
+            }
         bound = None
     A = c = None
     with torch.no_grad():
         if coeffs:
-            bound, A, c = analysis.lower_bound(graph.output, lam, coefficients=True)
+            bound, A, c = analysis.lower_bound(graph.output, lam, coefficients=True, betas=mults)
         elif bound is None:
-            bound = analysis.lower_bound(graph.output, lam)
+            bound = analysis.lower_bound(graph.output, lam, betas=mults)
         bound = bound.detach()
         nan = torch.full_like(bound, float("nan"))
         inf = torch.full_like(bound, float("inf"))
         infeasible = analysis.infeasible & ~analysis.nonfinite
-        bound = torch.where(analysis.nonfinite.unsqueeze(1), nan, bound)
+        # +inf can only come from an overflow (then the error bound is inf or NaN too);
+        # never let it pass as a proof: only an infeasible region proves everything.
+        bad = analysis.nonfinite.unsqueeze(1) | (bound == float("inf"))
+        bound = torch.where(bad, nan, bound)
         bound = torch.where(infeasible.unsqueeze(1), inf, bound)
         boxes = {
             name: tuple(t.expand(batch, *t.shape[1:]) for t in analysis.box(name))
@@ -186,6 +252,7 @@ def _one(graph, lower, upper, lam, splits, slopes, alpha_steps, alpha_lr, interm
         lower=bound,
         infeasible=infeasible,
         slopes={k: v.detach() for k, v in used.items()},
+        betas={k: v.detach() for k, v in mults.items()},
         intermediate=boxes,
         coefficients=A,
         constant=c,
@@ -199,10 +266,10 @@ def _combine(C: torch.Tensor, box, gamma: float) -> torch.Tensor:
     Soundness: ``min C y = C+ l + C- u`` exactly; the computed sums are within
     ``gamma (|C| . max(|l|, |u|))`` (Higham 3.4), which is subtracted, inflated.
     """
-    l, u = (t.reshape(t.shape[0], -1) for t in box)
+    lb, ub = (t.reshape(t.shape[0], -1) for t in box)
     C = C.reshape(C.shape[0], C.shape[1], -1)
-    value = rowdot(C.clamp(min=0), l) + rowdot(C.clamp(max=0), u)
-    err = gamma * rowdot(C.abs(), torch.maximum(l.abs(), u.abs()))
+    value = rowdot(C.clamp(min=0), lb) + rowdot(C.clamp(max=0), ub)
+    err = gamma * rowdot(C.abs(), torch.maximum(lb.abs(), ub.abs()))
     return down(value - inflate(err, gamma))
 
 
@@ -216,7 +283,9 @@ def bound_linear(graph: Graph, lower, upper, C, *, policy: str = "crown", alpha_
     lam = _coefficients(graph, C, result.lower.shape[0], result.lower)
     sizes = [math.prod(s) for s in graph.shapes.values()]
     combined = _combine(lam, box, graph_gamma(sizes, len(graph.nodes)))
-    return torch.where(torch.isnan(result.lower), result.lower, torch.maximum(result.lower, combined))
+    return torch.where(
+        torch.isnan(result.lower), result.lower, torch.maximum(result.lower, combined)
+    )
 
 
 def bound_outputs(graph: Graph, lower, upper, *, policy: str = "crown", alpha_steps: int = 0):

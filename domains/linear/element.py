@@ -25,6 +25,8 @@ class LinearBoundResult:
         infeasible: ``(B,)`` bool, the regions shown empty by the split constraints.
         slopes: ReLU input value name -> ``(B, n)`` lower slopes used in the final
             back-substitution (intermediate bounds always use the adaptive heuristic).
+        betas: ReLU input name -> ``(B, m, n)`` non-negative multipliers of the split
+            constraints used in the final back-substitution (empty without beta).
         intermediate: value name -> ``(l, u)`` ``(B, *shape)`` bounds of every
             nonlinear op's input (valid on the region; reusable for sub-regions).
         coefficients: ``(B, m, n_in)`` ``A`` with ``C y(x) >= A x + constant`` on the
@@ -35,6 +37,7 @@ class LinearBoundResult:
     lower: torch.Tensor
     infeasible: torch.Tensor
     slopes: dict[str, torch.Tensor] = field(default_factory=dict)
+    betas: dict[str, torch.Tensor] = field(default_factory=dict)
     intermediate: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     coefficients: torch.Tensor | None = None
     constant: torch.Tensor | None = None

@@ -17,7 +17,7 @@ final back-substitution from ``C`` uses the slopes set by :meth:`Analysis.set_sl
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 
@@ -25,7 +25,7 @@ from domains.linear import relax
 from domains.linear.floats import UNIT_ROUNDOFF, down, graph_gamma, inflate, rowdot
 from domains.linear.forward import ABS, FORWARD, abs_apply
 from domains.linear.transfer import NEEDS_BOUNDS, TRANSFER, check_supported
-from prover.errors import RegionError, ShapeError
+from prover.errors import GraphError, RegionError, ShapeError
 from prover.ir import ops
 from prover.ir.graph import Graph, Node
 
@@ -59,11 +59,15 @@ class Analysis:
         shape = tuple(graph.input_shape)
         if lower.shape != upper.shape or tuple(lower.shape[1:]) != shape:
             raise ShapeError(
-                "input box", "linear domain", ("B",) + shape, (tuple(lower.shape), tuple(upper.shape))
+                "input box",
+                "linear domain",
+                ("B",) + shape,
+                (tuple(lower.shape), tuple(upper.shape)),
             )
         if bool((lower > upper).any()):
             raise RegionError("input box has lower > upper")
         self.batch = lower.shape[0]
+        self.device = lower.device
         self.position = {node.name: i for i, node in enumerate(graph.nodes)}
         sizes = [math.prod(s) for s in graph.shapes.values()]
         self.gamma = graph_gamma(sizes, len(graph.nodes))
@@ -77,6 +81,11 @@ class Analysis:
         self.piecewise_only = {
             name for name, kinds in readers.items() if kinds <= {ops.Relu, ops.LeakyRelu}
         }
+        unknown = sorted(set(splits or {}) - set(self.relu_inputs))
+        if unknown:
+            raise GraphError(
+                f"split constraints name {unknown[0]!r}, which is not the input of a Relu node"
+            )
         self.splits = {
             name: self._shaped(name, value, "split") for name, value in (splits or {}).items()
         }
@@ -91,9 +100,9 @@ class Analysis:
         self._relax: dict[str, relax.Relaxation] = {}
         self.slopes: dict[str, torch.Tensor] = {}
         self.infeasible = torch.zeros(self.batch, dtype=torch.bool, device=lower.device)
-        self.nonfinite = ~torch.isfinite(lower).flatten(1).all(1) | ~torch.isfinite(
-            upper
-        ).flatten(1).all(1)
+        self.nonfinite = ~torch.isfinite(lower).flatten(1).all(1) | ~torch.isfinite(upper).flatten(
+            1
+        ).all(1)
         with torch.no_grad():
             self._set_box(self.input, lower, upper)
             if self.input in self.needs_bounds:
@@ -112,8 +121,8 @@ class Analysis:
     def mag(self, name: str) -> torch.Tensor:
         """``max(|l|, |u|)``: a bound of ``|value|`` on the region."""
         if name not in self._mags:
-            l, u = self._boxes[name]
-            self._mags[name] = torch.maximum(l.abs(), u.abs())
+            lb, ub = self._boxes[name]
+            self._mags[name] = torch.maximum(lb.abs(), ub.abs())
         return self._mags[name]
 
     def amag(self, name: str) -> torch.Tensor:
@@ -126,16 +135,16 @@ class Analysis:
         if cached is not None:
             return cached
         name = node.inputs[0]
-        l, u = self._boxes[name]
+        lb, ub = self._boxes[name]
         op = node.op
         if isinstance(op, ops.Relu):
-            result = relax.relu(l, u, self.slopes.get(name), self.splits.get(name))
+            result = relax.relu(lb, ub, self.slopes.get(name), self.splits.get(name))
         elif isinstance(op, ops.LeakyRelu):
-            result = relax.leaky_relu(l, u, op.alpha)
+            result = relax.leaky_relu(lb, ub, op.alpha)
         elif isinstance(op, ops.Sigmoid):
-            result = relax.sigmoid(l, u)
+            result = relax.sigmoid(lb, ub)
         else:
-            result = relax.tanh(l, u)
+            result = relax.tanh(lb, ub)
         self._relax[node.name] = result
         return result
 
@@ -150,8 +159,10 @@ class Analysis:
         """The adaptive lower slopes (1 where ``u > -l``, else 0) per ReLU input, flat."""
         out = {}
         for name in self.relu_inputs:
-            l, u = self._boxes[name]
-            out[name] = (u > -l).to(l.dtype).expand(self.batch, *l.shape[1:]).reshape(self.batch, -1)
+            lb, ub = self._boxes[name]
+            out[name] = (
+                (ub > -lb).to(lb.dtype).expand(self.batch, *lb.shape[1:]).reshape(self.batch, -1)
+            )
         return out
 
     # -- the forward walk -----------------------------------------------------------------
@@ -160,25 +171,33 @@ class Analysis:
         value = torch.as_tensor(value)
         if value.shape[0] not in (1, self.batch) or value[0].numel() != math.prod(shape):
             raise ShapeError(
-                f"{what} for {name!r}", "linear domain", (self.batch, math.prod(shape)), tuple(value.shape)
+                f"{what} for {name!r}",
+                "linear domain",
+                (self.batch, math.prod(shape)),
+                tuple(value.shape),
             )
         return value.reshape(value.shape[0], *shape)
 
-    def _set_box(self, name: str, l: torch.Tensor, u: torch.Tensor) -> None:
-        self._boxes[name] = (l, u)
+    def _set_box(self, name: str, lb: torch.Tensor, ub: torch.Tensor) -> None:
+        self._boxes[name] = (lb, ub)
         self._mags.pop(name, None)
-        bad = ~(torch.isfinite(l) & torch.isfinite(u))
+        bad = ~(torch.isfinite(lb) & torch.isfinite(ub))
         if bad.any():
-            self.nonfinite = self.nonfinite | bad.expand(self.batch, *bad.shape[1:]).flatten(1).any(1)
+            self.nonfinite = self.nonfinite | bad.expand(self.batch, *bad.shape[1:]).flatten(1).any(
+                1
+            )
 
     def _forward(self) -> None:
         for node in self.graph.nodes:
             op = node.op
             boxes = [self._boxes[name] for name in node.inputs]
-            l, u = FORWARD[type(op)](op, self.gamma, *boxes)
+            lb, ub = FORWARD[type(op)](op, self.gamma, *boxes)
+            # (ConstantOf has no input to take a device from: its values start on the CPU.)
+            lb, ub = lb.to(self.device), ub.to(self.device)
             if type(op) in ABS:
-                self._amags[node.name] = abs_apply(op, *(self.mag(n) for n in node.inputs))
-            self._set_box(node.name, l, u)
+                amag = abs_apply(op, *(self.mag(n) for n in node.inputs))
+                self._amags[node.name] = amag.to(self.device)
+            self._set_box(node.name, lb, ub)
             if node.name in self.needs_bounds:
                 if not all(name == self.input for name in node.inputs):
                     self._tighten_by_backsubstitution(node.name)
@@ -187,18 +206,15 @@ class Analysis:
     def _tighten_by_backsubstitution(self, name: str) -> None:
         shape = self.shape(name)
         n = math.prod(shape)
-        l, u = self._boxes[name]
-        flat_l, flat_u = l.reshape(l.shape[0], n), u.reshape(u.shape[0], n)
+        lb, ub = self._boxes[name]
+        flat_l, flat_u = lb.reshape(lb.shape[0], n), ub.reshape(ub.shape[0], n)
         if name in self.piecewise_only:
             # Neurons stable on every box of the batch are relaxed exactly by their
-            # interval bounds: only the others need back-substitution.
-            wanted = (flat_l < 0) & (flat_u > 0)
-            split = self.splits.get(name)
-            if split is not None:
-                wanted = wanted & (split.reshape(split.shape[0], n) == 0)
-            rows_idx = wanted.any(0).nonzero().flatten()
+            # interval bounds: only the others need back-substitution. (Split neurons
+            # are kept: tighter bounds can show a split infeasible.)
+            rows_idx = ((flat_l < 0) & (flat_u > 0)).any(0).nonzero().flatten()
         else:
-            rows_idx = torch.arange(n, device=l.device)
+            rows_idx = torch.arange(n, device=lb.device)
         if rows_idx.numel() == 0:
             return
         widest = max(math.prod(s) for s in self.graph.shapes.values())
@@ -208,8 +224,8 @@ class Analysis:
         for start in range(0, rows_idx.numel(), chunk):
             idx = rows_idx[start : start + chunk]
             k = idx.numel()
-            eye = torch.zeros((k, n), dtype=l.dtype, device=l.device)
-            eye[torch.arange(k, device=l.device), idx] = 1.0
+            eye = torch.zeros((k, n), dtype=lb.dtype, device=lb.device)
+            eye[torch.arange(k, device=lb.device), idx] = 1.0
             lam = torch.cat([eye, -eye]).reshape(1, 2 * k, *shape)
             bound = self.lower_bound(name, lam)
             # torch.maximum / minimum propagate NaN, which then marks the box non-finite.
@@ -219,42 +235,54 @@ class Analysis:
 
     def _refine(self, name: str) -> None:
         """Intersect with given bounds, clamp by splits, and record infeasible boxes."""
-        l, u = self._boxes[name]
+        lb, ub = self._boxes[name]
         if name in self.intermediate:
             lo, hi = self.intermediate[name]
-            l, u = torch.maximum(l, lo), torch.minimum(u, hi)
+            lb, ub = torch.maximum(lb, lo), torch.minimum(ub, hi)
         split = self.splits.get(name)
         if split is not None:
-            l = torch.where(split > 0, l.clamp(min=0), l)
-            u = torch.where(split < 0, u.clamp(max=0), u)
-        empty = (l > u).expand(self.batch, *l.shape[1:]).flatten(1).any(1)
+            lb = torch.where(split > 0, lb.clamp(min=0), lb)
+            ub = torch.where(split < 0, ub.clamp(max=0), ub)
+        empty = (lb > ub).expand(self.batch, *lb.shape[1:]).flatten(1).any(1)
         self.infeasible = self.infeasible | empty
-        self._set_box(name, l, u)
+        self._set_box(name, lb, ub)
 
     # -- back-substitution ----------------------------------------------------------------
-    def back_substitute(self, start: str, lam: torch.Tensor):
+    def back_substitute(self, start: str, lam: torch.Tensor, betas=None):
         """Push ``lam`` (``(b, m, *shape(start))``) back to the input.
 
         Returns ``(A, const, err)`` with, over the reals and for every input ``x`` in the
         region, ``lam . v(x) >= A . x + const - err_exact`` where ``err_exact <=
         inflate(err)``; ``A`` is ``(b', m, *input_shape)``.
 
+        ``betas`` (ReLU input name -> ``(B, m, n)``, non-negative) are Lagrange
+        multipliers of the split constraints (beta-CROWN): when the coefficients of a
+        split value ``z`` are complete, ``beta * s`` is subtracted from them, where
+        ``s`` is the split sign (+1 active, -1 inactive, 0 free).
+
         Soundness: each rule's own guarantee (``transfer``); the sum of two coefficient
         tensors for a value read twice (a DAG) is one rounding per entry, at most
         ``u |sum|`` off, i.e. ``u |sum| . mag`` on the bound; adding a rule's constant to
-        the running one costs ``u |const|``. Every such term is added to ``err``.
+        the running one costs ``u |const|``. Every such term is added to ``err``. Betas:
+        on the region ``s z >= 0`` for every split neuron, so for ``beta >= 0``,
+        ``lam . v >= lam . v - (beta s) . z``; subtracting the (exact) ``beta s`` from the
+        coefficients of ``z`` costs one rounding per entry (``u |new| . mag`` added).
         """
         lams = {start: lam}
         m = lam.shape[1]
         const = torch.zeros((1, m), dtype=lam.dtype, device=lam.device)
         err = torch.zeros((1, m), dtype=lam.dtype, device=lam.device)
+        betas = betas or {}
         for node in reversed(self.graph.nodes[: self.position[start] + 1]):
             coeffs = lams.pop(node.name, None)
             if coeffs is None:
                 continue
+            if node.name in betas:
+                coeffs, extra = self._with_beta(node.name, coeffs, betas[node.name])
+                err = err + extra
             rule = TRANSFER.rule(node.op, node.source or node.name)
             inputs, c, e = rule(node.op, coeffs, self, node)
-            for name, part in zip(node.inputs, inputs):
+            for name, part in zip(node.inputs, inputs, strict=False):
                 if name in lams:
                     total = lams[name] + part
                     err = err + UNIT_ROUNDOFF * rowdot(total.abs(), self.mag(name))
@@ -268,8 +296,23 @@ class Analysis:
                 err = err + e
         coeffs = lams.get(self.input)
         if coeffs is None:
-            coeffs = torch.zeros((1, m, *self.shape(self.input)), dtype=lam.dtype, device=lam.device)
+            coeffs = torch.zeros(
+                (1, m, *self.shape(self.input)), dtype=lam.dtype, device=lam.device
+            )
+        if self.input in betas:
+            coeffs, extra = self._with_beta(self.input, coeffs, betas[self.input])
+            err = err + extra
         return coeffs, const, err
+
+    def _with_beta(self, name: str, coeffs: torch.Tensor, beta: torch.Tensor):
+        split = self.splits.get(name)
+        if split is None:
+            return coeffs, 0.0
+        shape = self.shape(name)
+        sign = split.to(coeffs.dtype).unsqueeze(1)
+        term = beta.clamp(min=0).reshape(beta.shape[0], -1, *shape) * sign
+        new = coeffs - term
+        return new, UNIT_ROUNDOFF * rowdot(new.abs(), self.mag(name))
 
     def sound_constant(self, const: torch.Tensor, err: torch.Tensor) -> torch.Tensor:
         """``c`` with ``lam . v(x) >= A . x + c`` exactly: ``down(const - inflate(err))``."""
@@ -286,18 +329,19 @@ class Analysis:
         roundings, ``N >= 2 numel + 4``). That bound, inflated, is subtracted and the
         result rounded down.
         """
-        l, u = self._boxes[self.input]
-        value = rowdot(coeffs.clamp(min=0), l) + rowdot(coeffs.clamp(max=0), u) + constant
+        lb, ub = self._boxes[self.input]
+        value = rowdot(coeffs.clamp(min=0), lb) + rowdot(coeffs.clamp(max=0), ub) + constant
         err = self.gamma * (rowdot(coeffs.abs(), self.mag(self.input)) + constant.abs())
         return down(value - inflate(err, self.gamma))
 
-    def lower_bound(self, start: str, lam: torch.Tensor, *, coefficients: bool = False):
+    def lower_bound(self, start: str, lam: torch.Tensor, *, coefficients: bool = False, betas=None):
         """Sound lower bounds ``(B, m)`` of ``lam . v`` for value ``start`` (see class doc).
 
         With ``coefficients``, returns ``(lower, A, c)`` where ``lam . v(x) >= A . x + c``
-        over the region (``A``: ``(B, m, n_in)``, ``c``: ``(B, m)``).
+        over the region (``A``: ``(B, m, n_in)``, ``c``: ``(B, m)``). ``betas``: see
+        :meth:`back_substitute`.
         """
-        coeffs, const, err = self.back_substitute(start, lam)
+        coeffs, const, err = self.back_substitute(start, lam, betas)
         c = self.sound_constant(const, err)
         lower = self.concretize(coeffs, c)
         lower = lower.expand(self.batch, lower.shape[1])

@@ -12,7 +12,7 @@ goes, so the boxes of later values are computed from tightened ones.
 from __future__ import annotations
 
 import weakref
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -132,13 +132,13 @@ def _affine(op: ops.Op, gamma: float, *boxes: Box) -> Box:
         rule = CONCRETE.rules[type(op)]
         return rule(op, *(b[0] for b in boxes)), rule(op, *(b[1] for b in boxes))
     if isinstance(op, ops.Neg):
-        (l, u), = boxes
-        return -u, -l
+        ((lb, ub),) = boxes
+        return -ub, -lb
     centres, radii = [], []
-    for l, u in boxes:
-        c = l / 2 + u / 2
+    for lb, ub in boxes:
+        c = lb / 2 + ub / 2
         centres.append(c)
-        radii.append(up(torch.maximum(u - c, c - l)))
+        radii.append(up(torch.maximum(ub - c, c - lb)))
     yc = CONCRETE.rules[type(op)](op, *centres)
     spread = abs_apply(op, *radii, offset=False)
     err = abs_apply(op, *(c.abs() for c in centres)) * gamma
@@ -147,20 +147,20 @@ def _affine(op: ops.Op, gamma: float, *boxes: Box) -> Box:
 
 
 def _relu(op, gamma, box):
-    l, u = box
-    return l.clamp(min=0), u.clamp(min=0)
+    lb, ub = box
+    return lb.clamp(min=0), ub.clamp(min=0)
 
 
 def _leaky(op: ops.LeakyRelu, gamma, box):
-    l, u = box
+    lb, ub = box
     a = op.alpha
-    fl_lo, fl_hi = down(a * l), up(a * l)
-    fu_lo, fu_hi = down(a * u), up(a * u)
-    f_l = (torch.where(l >= 0, l, fl_lo), torch.where(l >= 0, l, fl_hi))
-    f_u = (torch.where(u >= 0, u, fu_lo), torch.where(u >= 0, u, fu_hi))
+    fl_lo, fl_hi = down(a * lb), up(a * lb)
+    fu_lo, fu_hi = down(a * ub), up(a * ub)
+    f_l = (torch.where(lb >= 0, lb, fl_lo), torch.where(lb >= 0, lb, fl_hi))
+    f_u = (torch.where(ub >= 0, ub, fu_lo), torch.where(ub >= 0, ub, fu_hi))
     lo = torch.minimum(f_l[0], f_u[0])
     hi = torch.maximum(f_l[1], f_u[1])
-    spans_zero = (l <= 0) & (u >= 0)
+    spans_zero = (lb <= 0) & (ub >= 0)
     lo = torch.where(spans_zero, lo.clamp(max=0), lo)
     hi = torch.where(spans_zero, hi.clamp(min=0), hi)
     return lo, hi
@@ -168,8 +168,8 @@ def _leaky(op: ops.LeakyRelu, gamma, box):
 
 def _monotone(bounds_fn):
     def rule(op, gamma, box):
-        l, u = box
-        return bounds_fn(l)[0], bounds_fn(u)[1]
+        lb, ub = box
+        return bounds_fn(lb)[0], bounds_fn(ub)[1]
 
     return rule
 

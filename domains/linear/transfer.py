@@ -143,7 +143,10 @@ def average_pool(op: ops.AveragePool, lam, ctx, node):
 
 @_linear
 def slice_(op: ops.Slice, lam, ctx, node):
-    """Slice: scatter ``lam`` back to the selected positions (others get 0). Exact."""
+    """Slice: scatter ``lam`` back to the selected positions (others get 0).
+
+    Soundness: exact (entries are only moved); the linear-rule bound is added anyway.
+    """
     return [_vjp(op, lam, _in_shape(ctx, node))], None
 
 
@@ -158,25 +161,37 @@ def gather(op: ops.Gather, lam, ctx, node):
 
 @_linear
 def add_const(op: ops.AddConst, lam, ctx, node):
-    """``y = x + v``: ``lam_x = lam``, ``const = lam . v``. Soundness: linear-rule bound."""
+    """``y = x + v``: ``lam_x = lam``, ``const = lam . v``.
+
+    Soundness: the constant is a sum of products: linear-rule bound.
+    """
     return [lam], rowdot(lam, _full(op.value, lam.shape[2:], lam))
 
 
 @_linear
 def mul_const(op: ops.MulConst, lam, ctx, node):
-    """``y = x * v``: ``lam_x = lam * v`` (one rounding each). Soundness: linear rule."""
+    """``y = x * v``: ``lam_x = lam * v``.
+
+    Soundness: one rounding per entry, within the linear-rule bound.
+    """
     return [lam * constant(op.value, lam)], None
 
 
 @_linear
 def div_const(op: ops.DivConst, lam, ctx, node):
-    """``y = x / v``: ``lam_x = lam / v`` (one rounding each). Soundness: linear rule."""
+    """``y = x / v``: ``lam_x = lam / v``.
+
+    Soundness: one rounding per entry, within the linear-rule bound.
+    """
     return [lam / constant(op.value, lam)], None
 
 
 @_linear
 def neg(op: ops.Neg, lam, ctx, node):
-    """``y = -x``: ``lam_x = -lam``. Exact."""
+    """``y = -x``: ``lam_x = -lam``.
+
+    Soundness: exact (negation does not round).
+    """
     return [-lam], None
 
 
@@ -198,30 +213,48 @@ def add(op: ops.Add, lam, ctx, node):
 
     Soundness: linear-rule bound (``amag`` is ``mag(a) + mag(b)`` broadcast).
     """
-    return [_unbroadcast(lam, _in_shape(ctx, node, 0)), _unbroadcast(lam, _in_shape(ctx, node, 1))], None
+    return [
+        _unbroadcast(lam, _in_shape(ctx, node, 0)),
+        _unbroadcast(lam, _in_shape(ctx, node, 1)),
+    ], None
 
 
 @_linear
 def sub(op: ops.Sub, lam, ctx, node):
-    """``y = a - b``: ``lam_a = lam``, ``lam_b = -lam`` (summed over broadcast axes)."""
-    return [_unbroadcast(lam, _in_shape(ctx, node, 0)), -_unbroadcast(lam, _in_shape(ctx, node, 1))], None
+    """``y = a - b``: ``lam_a = lam``, ``lam_b = -lam`` (summed over broadcast axes).
+
+    Soundness: linear-rule bound (``amag`` is ``mag(a) + mag(b)`` broadcast).
+    """
+    return [
+        _unbroadcast(lam, _in_shape(ctx, node, 0)),
+        -_unbroadcast(lam, _in_shape(ctx, node, 1)),
+    ], None
 
 
 @_linear
 def constant_of(op: ops.ConstantOf, lam, ctx, node):
-    """A constant: ``const = lam . value``, no input. Soundness: linear-rule bound."""
+    """A constant: ``const = lam . value``, no input.
+
+    Soundness: one sum of products: linear-rule bound.
+    """
     return [], rowdot(lam, constant(op.value, lam).unsqueeze(0))
 
 
 @_linear
 def reshape(op: ops.Reshape, lam, ctx, node):
-    """Reshape (C order): reshape the coefficients back. Exact."""
+    """Reshape (C order): reshape the coefficients back.
+
+    Soundness: exact (entries are only moved).
+    """
     return [lam.reshape(*lam.shape[:2], *_in_shape(ctx, node))], None
 
 
 @_linear
 def transpose(op: ops.Transpose, lam, ctx, node):
-    """Transpose: apply the inverse permutation to the coefficients. Exact."""
+    """Transpose: apply the inverse permutation to the coefficients.
+
+    Soundness: exact (entries are only moved).
+    """
     inverse = [0] * len(op.perm)
     for i, p in enumerate(op.perm):
         inverse[p] = i
@@ -230,7 +263,10 @@ def transpose(op: ops.Transpose, lam, ctx, node):
 
 @_linear
 def concat(op: ops.Concat, lam, ctx, node):
-    """Concat: split the coefficients along the axis. Exact."""
+    """Concat: split the coefficients along the axis.
+
+    Soundness: exact (entries are only moved).
+    """
     sizes = [ctx.shape(name)[op.axis] for name in node.inputs]
     return list(torch.split(lam, sizes, dim=op.axis + 2)), None
 
@@ -256,13 +292,19 @@ def pad(op: ops.Pad, lam, ctx, node):
 
 @_linear
 def reduce_sum(op: ops.ReduceSum, lam, ctx, node):
-    """Sum over axes: every summed input gets the coefficient of its sum. Exact."""
+    """Sum over axes: every summed input gets the coefficient of its sum.
+
+    Soundness: the coefficients are exact copies; ``amag`` bounds the sums.
+    """
     return [_expand_reduced(op, lam, _in_shape(ctx, node))], None
 
 
 @_linear
 def reduce_mean(op: ops.ReduceMean, lam, ctx, node):
-    """Mean over axes: ``lam / k`` for each of the ``k`` inputs. One rounding each."""
+    """Mean over axes: ``lam / k`` for each of the ``k`` inputs.
+
+    Soundness: one rounding per entry, within the linear-rule bound.
+    """
     in_shape = _in_shape(ctx, node)
     count = math.prod(in_shape[a] for a in op.axes)
     return [_expand_reduced(op, lam, in_shape) / count], None
@@ -282,7 +324,8 @@ def elementwise(op, lam, ctx, node):
     """An elementwise nonlinear op with relaxation ``sl x + tl <= f(x) <= su x + tu``.
 
     ``lam . f(x) >= (lam+ sl + lam- su) . x + lam+ . tl + lam- . tu`` (pick the lower
-    line where the coefficient is positive, the upper one where it is negative).
+    line where the coefficient is positive, the upper one where it is negative; a zero
+    coefficient contributes nothing either way).
 
     Soundness: the relaxation holds over the reals on the input's box (see
     ``domains.linear.relax``). Each computed coefficient is one product (the other term is
@@ -293,17 +336,18 @@ def elementwise(op, lam, ctx, node):
     ``t_max = max(|tl|, |tu|)``.
     """
     rel = ctx.relaxation(node)
-    pos = lam.clamp(min=0)
-    negative = lam.clamp(max=0)
-    lam_x = pos * rel.sl.unsqueeze(1) + negative * rel.su.unsqueeze(1)
-    const = rowdot(pos, rel.tl) + rowdot(negative, rel.tu)
+    positive = lam >= 0
+    lam_x = lam * torch.where(positive, rel.sl.unsqueeze(1), rel.su.unsqueeze(1))
+    const = rowdot(lam.clamp(max=0), rel.tu)
+    if bool(rel.tl.any()):  # ReLU: the lower line has no intercept
+        const = const + rowdot(lam.clamp(min=0), rel.tl)
     s_max = torch.maximum(rel.sl.abs(), rel.su.abs())
     t_max = torch.maximum(rel.tl.abs(), rel.tu.abs())
     err = ctx.gamma * rowdot(lam.abs(), s_max * ctx.mag(node.inputs[0]) + t_max)
     return [lam_x], const, err
 
 
-def maxpool_relaxation(op: ops.MaxPool, l: torch.Tensor, u: torch.Tensor, in_shape):
+def maxpool_relaxation(op: ops.MaxPool, lb: torch.Tensor, ub: torch.Tensor, in_shape):
     """DeepPoly's MaxPool relaxation: per window, the input ``j*`` with the largest lower
     bound; ``y >= x_j*`` always, ``y <= x_j*`` when ``l_j* >= u_i`` for every other ``i``
     in the window (it dominates), otherwise ``y <= max_i u_i``.
@@ -312,23 +356,23 @@ def maxpool_relaxation(op: ops.MaxPool, l: torch.Tensor, u: torch.Tensor, in_sha
     ``(B, C, L)``, a 0/1 float ``(B, C, L)`` and the constant upper bound ``(B, C, L)``.
     """
     channels = in_shape[0]
-    batch = l.shape[0]
+    batch = lb.shape[0]
     pool = CONCRETE.rules[ops.MaxPool]
     out_shape = op.infer_shape(in_shape)
-    padded_l = _pool_padded(op, l, float("-inf"), in_shape, out_shape)
-    padded_u = _pool_padded(op, u, float("-inf"), in_shape, out_shape)
+    padded_l = _pool_padded(op, lb, float("-inf"), in_shape, out_shape)
+    padded_u = _pool_padded(op, ub, float("-inf"), in_shape, out_shape)
     hp, wp = padded_l.shape[2:]
     unfold = dict(kernel_size=op.kernel, dilation=op.dilations, stride=op.strides)
     wl = F.unfold(padded_l.reshape(batch * channels, 1, hp, wp), **unfold)
     wu = F.unfold(padded_u.reshape(batch * channels, 1, hp, wp), **unfold)
-    index = torch.arange(hp * wp, dtype=l.dtype, device=l.device).reshape(1, 1, hp, wp)
+    index = torch.arange(hp * wp, dtype=lb.dtype, device=lb.device).reshape(1, 1, hp, wp)
     windex = F.unfold(index, **unfold)[0].long()  # (k, L)
     best = wl.argmax(dim=1, keepdim=True)  # (B*C, 1, L)
     others = wu.scatter(1, best, float("-inf")).amax(dim=1)
-    dominated = (wl.gather(1, best).squeeze(1) >= others).to(l.dtype)
-    columns = torch.arange(windex.shape[1], device=l.device)
+    dominated = (wl.gather(1, best).squeeze(1) >= others).to(lb.dtype)
+    columns = torch.arange(windex.shape[1], device=lb.device)
     pos = windex[best.squeeze(1), columns]  # (B*C, L): flat padded index of j*
-    upper = pool(op, u).reshape(batch * channels, -1)
+    upper = pool(op, ub).reshape(batch * channels, -1)
     shape = (batch, channels, -1)
     return pos.reshape(shape), dominated.reshape(shape), upper.reshape(shape), (hp, wp)
 
@@ -354,8 +398,8 @@ def maxpool(op: ops.MaxPool, lam, ctx, node):
     ``err = gamma_N |lam| . (maxpool(mag) + |max u|)``.
     """
     in_shape = _in_shape(ctx, node)
-    l, u = ctx.box(node.inputs[0])
-    pos, dominated, upper, (hp, wp) = maxpool_relaxation(op, l, u, in_shape)
+    lb, ub = ctx.box(node.inputs[0])
+    pos, dominated, upper, (hp, wp) = maxpool_relaxation(op, lb, ub, in_shape)
     b, m = lam.shape[:2]
     batch = max(b, pos.shape[0])
     channels = in_shape[0]

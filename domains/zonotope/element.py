@@ -47,12 +47,17 @@ class Zonotope:
         generators: ``(B, K, *shape)``; column ``k`` is noise symbol ``k``.
         box: ``(B, *shape)`` non-negative uncorrelated radius.
         noise: the propagation's allocator (None for constants built without one).
+        hint_lower: optional sound elementwise lower bounds known from elsewhere (interval
+            propagation); :meth:`bounds` intersects with them (a reduced product).
+        hint_upper: the matching upper bounds.
     """
 
     center: torch.Tensor
     generators: torch.Tensor
     box: torch.Tensor
     noise: NoiseSymbols | None
+    hint_lower: torch.Tensor | None = None
+    hint_upper: torch.Tensor | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -92,7 +97,24 @@ class Zonotope:
         gens = flat.new_zeros((batch, idx.numel(), flat.shape[1]))
         gens[:, torch.arange(idx.numel(), device=idx.device), idx] = flat[:, idx]
         gens = gens.reshape((batch, idx.numel()) + tuple(c.shape[1:]))
-        return Zonotope(c, gens, torch.zeros_like(c), NoiseSymbols(idx.numel()))
+        out = Zonotope(c, gens, torch.zeros_like(c), NoiseSymbols(idx.numel()))
+        out.__dict__["diagonal"] = (idx, flat[:, idx])
+        return out
+
+    def with_hints(self, lower: torch.Tensor, upper: torch.Tensor) -> Zonotope:
+        """The same zonotope with sound bounds known from elsewhere (kept caches)."""
+        out = Zonotope(self.center, self.generators, self.box, self.noise, lower, upper)
+        for key in ("_radius", "diagonal"):
+            if key in self.__dict__:
+                out.__dict__[key] = self.__dict__[key]
+        return out
+
+    @property
+    def diagonal_generators(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(idx, radius)`` when generator ``k`` is ``radius[:, k]`` at flat position
+        ``idx[k]`` and zero elsewhere (the input zonotope, and reshapes of it), else None.
+        Lets the first Gemm scale weight columns instead of multiplying by a diagonal."""
+        return self.__dict__.get("diagonal")
 
     @cached_property
     def _radius(self) -> torch.Tensor:
@@ -104,10 +126,26 @@ class Zonotope:
         """An upper bound of ``sum_k |G_k| + box`` per neuron (computed once, cached)."""
         return self._radius
 
+    def with_radius(self, radius: torch.Tensor) -> Zonotope:
+        """Record a known upper bound of ``sum_k |G_k| + box`` (saves recomputing it).
+
+        The caller must guarantee the bound; :meth:`bounds` and error terms rely on it.
+        """
+        self.__dict__["_radius"] = radius  # the cached_property's slot (instance dict)
+        return self
+
     def bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sound elementwise lower and upper bounds (rounded outward)."""
+        """Sound elementwise lower and upper bounds (rounded outward).
+
+        Soundness: every point of the zonotope is within ``radius`` of the center; with
+        hints, the intersection of two sound enclosures is sound (NaN in either stays NaN).
+        """
         rad = self.radius()
-        return down(self.center - rad), up(self.center + rad)
+        lower, upper = down(self.center - rad), up(self.center + rad)
+        if self.hint_lower is not None and self.hint_upper is not None:
+            lower = torch.maximum(lower, self.hint_lower)
+            upper = torch.minimum(upper, self.hint_upper)
+        return lower, upper
 
     def magnitude(self) -> torch.Tensor:
         """An upper bound of ``|center| + sum_k |G_k| + box`` (for error terms)."""

@@ -25,7 +25,14 @@ from domains.relaxations import (
     sigmoid_parallelogram,
     tanh_parallelogram,
 )
-from domains.rounding import abs_constant, center_radius, dot_error, elementwise_error, up
+from domains.rounding import (
+    U,
+    abs_constant,
+    center_radius,
+    dot_error,
+    elementwise_error,
+    up,
+)
 from domains.zonotope.element import NoiseSymbols, Zonotope, shared_noise
 from prover.ir import ops
 from prover.ir.interpreter import Table
@@ -41,21 +48,26 @@ def add_fresh(z: Zonotope, radius: torch.Tensor) -> Zonotope:
     batch = max(z.batch, radius.shape[0])
     flat = radius.expand((batch,) + z.shape).reshape(batch, -1)
     idx = torch.nonzero((flat != 0).any(dim=0)).reshape(-1)
+    known = z.__dict__.get("_radius")
     if idx.numel() == 0:
         return z
+    new_radius = None if known is None else up(known + radius)
     if z.noise is None:
-        return dataclasses.replace(z, box=up(z.box + radius))
+        out = dataclasses.replace(z, box=up(z.box + radius))
+        return out if new_radius is None else out.with_radius(new_radius)
     start = z.noise.take(idx.numel())
     gens = z.padded(start).expand((batch, start) + z.shape)
     fresh = flat.new_zeros((batch, idx.numel(), flat.shape[1]))
     fresh[:, torch.arange(idx.numel(), device=idx.device), idx] = flat[:, idx]
     fresh = fresh.reshape((batch, idx.numel()) + z.shape)
-    return Zonotope(
+    out = Zonotope(
         z.center.expand((batch,) + z.shape),
         torch.cat([gens, fresh], dim=1),
         z.box.expand((batch,) + z.shape),
         z.noise,
     )
+    # Each fresh column holds one neuron's radius: the radius grows by exactly that.
+    return out if new_radius is None else out.with_radius(new_radius.expand((batch,) + z.shape))
 
 
 def elementwise(z: Zonotope, a: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> Zonotope:
@@ -66,17 +78,18 @@ def elementwise(z: Zonotope, a: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
     ``a x`` is applied exactly to the center and every generator up to one rounding each,
     and adding ``mid`` one more, bounded by ``gamma`` times ``|a| (|c| + sum |G| + box) +
     |mid|`` in the box (:func:`~domains.rounding.elementwise_error`).
+
+    The output's radius is bounded without summing its generators again:
+    ``sum_k |fl(a G_k)| <= (1 + u) |a| sum_k |G_k| <= (1 + u) |a| radius(x)``.
     """
     mid = lo / 2 + hi / 2
     rad = torch.maximum(up(hi - mid), up(mid - lo))
     aa = a.abs()
     err = elementwise_error(up(aa * z.magnitude() + mid.abs()), 4)
-    out = Zonotope(
-        a * z.center + mid,
-        a.unsqueeze(1) * z.generators,
-        up(aa * z.box + err),
-        z.noise,
-    )
+    box = up(aa * z.box + err)
+    out = Zonotope(a * z.center + mid, a.unsqueeze(1) * z.generators, box, z.noise)
+    scaled = up(up(aa * z.radius()) * (1 + 4 * U))
+    out = out.with_radius(up(scaled + box))
     return add_fresh(out, rad)
 
 
@@ -130,7 +143,13 @@ def _gemm(op: ops.Gemm, z: Zonotope) -> Zonotope:
     W, Wa = constant(op.weight, like), abs_constant(op.weight, like)
     b, ba = constant(op.bias, like), abs_constant(op.bias, like)
     c = z.center @ W.T + b
-    gens = z.generators @ W.T
+    diagonal = z.diagonal_generators
+    if diagonal is not None and len(z.shape) == 1:
+        # G_k = r_k e_{idx_k}, so W G_k = r_k W[:, idx_k]: one product per entry.
+        idx, radius = diagonal
+        gens = radius.unsqueeze(-1) * W.T[idx].unsqueeze(0)
+    else:
+        gens = z.generators @ W.T
     mag = z.magnitude() @ Wa.T + ba
     err = dot_error(mag, op.weight.shape[1] + 3)
     return Zonotope(c, gens, up(z.box @ Wa.T + err), z.noise)
@@ -357,7 +376,10 @@ def _structural(op: ops.Op, *zs: Zonotope) -> Zonotope:
             z.padded(k).expand((batch, k) + z.shape).reshape((batch * k,) + z.shape) for z in zs
         ]
         gens = rule(zero_op, *flats).reshape((batch, k) + out_shape)
-    return Zonotope(center, gens, box, shared_noise(*zs))
+    out = Zonotope(center, gens, box, shared_noise(*zs))
+    if isinstance(op, ops.Reshape) and zs[0].diagonal_generators is not None:
+        out.__dict__["diagonal"] = zs[0].diagonal_generators  # C-order keeps flat positions
+    return out
 
 
 TRANSFER = Table(

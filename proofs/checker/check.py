@@ -66,10 +66,10 @@ def _network(data: bytes) -> tuple[Network, str]:
         if len(_MODEL_CACHE) > 4:
             _MODEL_CACHE.clear()
         net = read_model(data)
+        net.hash = network_hash(net)
         _MODEL_CACHE[digest] = net
-        net.hash = network_hash(net)  # type: ignore[attr-defined]
     net = _MODEL_CACHE[digest]
-    return net, net.hash  # type: ignore[attr-defined]
+    return net, net.hash
 
 
 def _read(path: str, what: str) -> bytes:
@@ -126,6 +126,9 @@ def check_certificate(path: str, model: str | None = None, spec: str | None = No
         report.reason = str(exc)
     except rules.NotProved as exc:
         report.reason = str(exc)
+    except Exception as exc:  # noqa: BLE001 - never a verdict from an unexpected error
+        report.malformed = True
+        report.reason = f"the checker could not process this input: {type(exc).__name__}: {exc}"
     return report
 
 
@@ -155,6 +158,7 @@ def check_document(
     if get(model, "network_sha256", "model", str) != net_hash:
         raise Invalid("the lowered network's hash differs from the certificate's")
     report.checked.append(f"model file SHA-256 {sha256(model_bytes)[:16]}... matches")
+    report.trusted.extend(net.notes)
     report.checked.append(
         f"network re-derived from the model file: {len(net.layers)} layers, "
         f"{len(net.relu_layers)} ReLU layers, {net.input_size} -> {net.output_size}; hash matches"
@@ -402,14 +406,24 @@ def _check_holds(
     for s, (entry, (lower, upper, polys)) in enumerate(zip(trees, subs, strict=False)):
         for indices, tree in _parts(entry, len(polys), f"trees[{s}]"):
             work.append((tree, lower, upper, [polys[i] for i in indices], f"trees[{s}]"))
+    inherit = evidence.get("inherit", False)
+    if not isinstance(inherit, bool):
+        raise Malformed("evidence.inherit must be true or false")
     for tree, lower, upper, polys, root in work:
-        stack = [(tree, lower, upper, {}, root, 0)]
+        stack = [(tree, lower, upper, {}, root, 0, None)]
         while stack:
-            node, lo, hi, phases, where, depth = stack.pop()
+            node, lo, hi, phases, where, depth, inherited = stack.pop()
             if depth > MAX_DEPTH or not isinstance(node, dict):
                 raise Malformed(f"{where}: not a proof node")
             if "split" in node:
-                stack.extend(_children(node, lo, hi, phases, where, depth, widths))
+                children = _children(node, lo, hi, phases, where, depth, widths)
+                if inherit:
+                    try:
+                        inherited = rules.node_bounds(net, lo, hi, phases, inherited)
+                    except rules.Empty:
+                        counts["empty subtree"] = counts.get("empty subtree", 0) + 1
+                        continue
+                stack.extend(child + (inherited,) for child in children)
                 continue
             rule = get(node, "rule", where, str)
             if rule == "assumed":
@@ -430,7 +444,8 @@ def _check_holds(
             ):
                 raise Malformed(f"{where}.rows: a list of row indices")
             try:
-                rules.check_leaf(net, lo, hi, phases, rule, slopes, mode == "slopes", polys)
+                everywhere = mode == "slopes"
+                rules.check_leaf(net, lo, hi, phases, rule, slopes, everywhere, polys, inherited)
             except rules.NotProved as exc:
                 raise rules.NotProved(f"{where} ({rule}): {exc}") from None
             counts[rule] = counts.get(rule, 0) + 1

@@ -3,7 +3,8 @@
 Numbers in a certificate are exact binary64 values: a scalar is the string that
 ``float.hex`` writes (``"0x1.8000000000000p+1"``, ``"-0x0.0p+0"``); an array is a JSON list
 of such strings or an object ``{"f64le": BASE64}`` holding the little-endian IEEE-754
-binary64 bytes. NaN and infinities are rejected everywhere.
+binary64 bytes, or (for vectors of zeros and ones) ``{"bits": BASE64, "n": N}``: N bits
+packed most significant bit first, padding bits zero. NaN and infinities are rejected.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def parse_float(value: Any, where: str) -> float:
 
 def parse_array(value: Any, where: str, size: int | None = None) -> np.ndarray:
     """Decode a float64 vector (list of hex strings or ``{"f64le": base64}``)."""
+    if isinstance(value, dict) and set(value) == {"bits", "n"}:
+        return _parse_bits(value, where, size)
     if isinstance(value, dict):
         if set(value) != {"f64le"} or not isinstance(value["f64le"], str):
             raise Malformed(f"{where}: an encoded array is exactly {{'f64le': base64}}")
@@ -63,11 +66,33 @@ def parse_array(value: Any, where: str, size: int | None = None) -> np.ndarray:
     return array
 
 
+def _parse_bits(value: dict, where: str, size: int | None) -> np.ndarray:
+    n = parse_int(value["n"], f"{where}.n", 0)
+    if not isinstance(value["bits"], str):
+        raise Malformed(f"{where}.bits: expected base64 text")
+    try:
+        raw = base64.b64decode(value["bits"].encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
+        raise Malformed(f"{where}: bad base64 ({exc})") from None
+    if len(raw) != (n + 7) // 8:
+        raise Malformed(f"{where}: {len(raw)} bytes do not hold {n} bits")
+    bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8))
+    if bits[n:].any():
+        raise Malformed(f"{where}: padding bits must be zero")
+    array = bits[:n].astype(np.float64)
+    if size is not None and array.size != size:
+        raise Malformed(f"{where}: expected {size} numbers, got {array.size}")
+    return array
+
+
 def encode_array(array: np.ndarray, compact: bool = False) -> Any:
-    """Encode a float64 vector as hex strings, or as base64 bytes when ``compact``."""
+    """Encode a float64 vector as hex strings, or compactly (bits when all are 0 or 1)."""
     flat = np.asarray(array, dtype=np.float64).reshape(-1)
     if not np.isfinite(flat).all():
         raise ValueError("cannot encode NaN or Inf")
+    if compact and np.all((flat == 0.0) | (flat == 1.0)):
+        packed = np.packbits(flat.astype(np.uint8)).tobytes()
+        return {"bits": base64.b64encode(packed).decode("ascii"), "n": int(flat.size)}
     if compact:
         return {"f64le": base64.b64encode(flat.astype("<f8").tobytes()).decode("ascii")}
     return [float.hex(float(v)) for v in flat]

@@ -51,6 +51,8 @@ class Network:
 
     input_size: int
     layers: list[Layer]
+    hash: str = ""
+    notes: list[str] = field(default_factory=list)
 
     @property
     def output_size(self) -> int:
@@ -115,10 +117,13 @@ def read_model(data: bytes) -> Network:
         shape.append(dim.dim_value if dim.HasField("dim_value") and dim.dim_value > 0 else 1)
     builder = _Builder(inputs[0].name, tuple(shape))
     for node in graph.node:
-        builder.node(node, consts)
+        try:
+            builder.node(node, consts)
+        except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError) as exc:
+            raise Malformed(f"node {node.name!r} ({node.op_type}): {exc}") from None
     if builder.name != graph.output[0].name:
         raise Malformed(f"model output {graph.output[0].name!r} is not the end of the chain")
-    return Network(math.prod(shape), builder.finish())
+    return Network(math.prod(shape), builder.finish(), notes=builder.notes)
 
 
 def _tensor(tensor: object) -> np.ndarray:
@@ -142,6 +147,7 @@ class _Builder:
     def __init__(self, name: str, shape: tuple[int, ...]) -> None:
         self.name, self.shape = name, shape
         self.layers: list[Layer] = []
+        self.notes: list[str] = []
 
     def finish(self) -> list[Layer]:
         return self.layers
@@ -244,6 +250,23 @@ class _Builder:
     def _mul(self, node, others, size, where):
         const = others[1] if others[0] is None else others[0]
         self._emit(Layer("scale", size, b=self._broadcast(const, where)))
+        return self.shape
+
+    def _batchnormalization(self, node, others, size, where):
+        """Inference BatchNorm as scale then add, folded in float64 (noted as trusted)."""
+        if len(self.shape) < 2 or self.shape[0] != 1 or any(o is None for o in others[1:5]):
+            raise Malformed(f"{where}: BatchNormalization needs constant parameters")
+        gamma, beta, mean, var = (np.asarray(o, dtype=np.float64) for o in others[1:5])
+        eps = float(_attrs(node).get("epsilon", 1e-5))
+        with np.errstate(all="ignore"):
+            s = gamma / np.sqrt(var + eps)
+            shift = beta - mean * s
+        if not (np.isfinite(s).all() and np.isfinite(shift).all()):
+            raise Malformed(f"{where}: BatchNormalization parameters give NaN or Inf")
+        per = (1, self.shape[1]) + (1,) * (len(self.shape) - 2)
+        self._emit(Layer("scale", size, b=self._broadcast(s.reshape(per), where)))
+        self._emit(Layer("add", size, b=self._broadcast(shift.reshape(per), where)))
+        self.notes.append(f"{where} folded in float64: the fold's rounding is not covered")
         return self.shape
 
     def _relu(self, node, others, size, where):

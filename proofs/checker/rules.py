@@ -53,10 +53,13 @@ def backsubstitute(net: Network, Lam, stop: int, bounds, relax) -> np.ndarray:
 
     Soundness: the invariant is ``target >= Lam v_q + c`` over the leaf region, for the
     exact (float-valued) entries of Lam and c. Through a linear layer the exact product
-    ``Lam W`` differs from the stored float product by at most E (arith.matmul_error), so
-    ``Lam W v >= fl(Lam W) v - E |v|`` with ``|v| <= max(|l|, |u|)`` from ``bounds``; the
-    slack goes into c, rounded down. ReLU layers use :func:`_relaxation`. At the input,
-    ``min over the box of Lam x + c`` is taken coordinate-wise, rounded down.
+    ``Lam W`` differs from the stored float product by E with
+    ``|E| <= gamma_n |Lam| |W| + n eta`` (Higham 3.5), so
+    ``Lam W v >= fl(Lam W) v - |E| |v|`` with ``|v| <= mz = max(|l|, |u|)`` from ``bounds``;
+    ``|E| mz`` is bounded by ``gamma_n |Lam| (|W| mz) + n eta sum(mz)``, whose float value
+    (two products of nonnegative terms, relative error below 2 gamma) is doubled and
+    rounded up; the slack goes into c, rounded down. ReLU layers use :func:`_relaxation`.
+    At the input, ``min over the box of Lam x + c`` is taken coordinate-wise, rounded down.
     """
     rows = Lam.shape[0]
     c = np.zeros(rows)
@@ -67,9 +70,17 @@ def backsubstitute(net: Network, Lam, stop: int, bounds, relax) -> np.ndarray:
             lo, hi = bounds[q]
             mz = np.maximum(np.abs(lo), np.abs(hi))
             if layer.kind == "affine":
-                E = arith.matmul_error(Lam, layer.W)
-                A = np.concatenate([Lam, -E, c[:, None]], axis=1)
-                c = arith.matvec_lower(A, np.concatenate([layer.b, mz, [1.0]]))
+                # sum_j |fl(Lam W) - Lam W|_rj mz_j <= gamma_n (|Lam| (|W| mz))_r + n eta |mz|_1,
+                # evaluated as a matrix-vector chain (nonnegative terms; slack factor 2)
+                n = layer.W.shape[1]
+                chain = np.abs(Lam) @ (np.abs(layer.W) @ mz)
+                err = arith.up(chain * (2.0 * arith.gamma(n) * (1.0 + 2.0**-20)))
+                err = arith.up(
+                    err + 3.0 * (n + Lam.shape[1]) * arith.ETA * (float(np.sum(mz)) + 1.0)
+                )
+                A = np.concatenate([Lam, c[:, None]], axis=1)
+                base = arith.matvec_lower(A, np.concatenate([layer.b, [1.0]]))
+                c = arith.down(base - err)
                 Lam = Lam @ layer.W
             elif layer.kind == "add":
                 A = np.concatenate([Lam, c[:, None]], axis=1)
@@ -96,13 +107,17 @@ def backsubstitute(net: Network, Lam, stop: int, bounds, relax) -> np.ndarray:
     return result
 
 
-def layer_bounds(net: Network, lower, upper, phases: dict, slopes: dict | None, linear: bool):
+def layer_bounds(
+    net: Network, lower, upper, phases: dict, slopes: dict | None, linear: bool, inherited=None
+):
     """Bounds of every value over the leaf region, and the ReLU relaxations used.
 
     With ``linear`` the pre-activation bounds of every ReLU layer are the intersection of
     interval propagation and back-substitution (with ``slopes``, a dict from ReLU ordinal
-    to alpha vectors; a missing layer uses the adaptive choice). Split constraints clamp
-    the pre-activation bounds; an empty interval raises :class:`Empty`.
+    to alpha vectors; a missing layer uses the adaptive choice). ``inherited`` (ReLU
+    ordinal -> (lo, hi), bounds valid on a region containing this one) is intersected
+    too. Split constraints clamp the pre-activation bounds; an empty interval raises
+    :class:`Empty`.
     """
     bounds = [(np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64))]
     relax: dict[int, tuple] = {}
@@ -125,6 +140,9 @@ def layer_bounds(net: Network, lower, upper, phases: dict, slopes: dict | None, 
                 eye = np.eye(m)
                 both = backsubstitute(net, np.concatenate([eye, -eye]), p + 1, bounds, relax)
                 lo, hi = np.maximum(lo, both[:m]), np.minimum(hi, -both[m:])
+            if inherited is not None and ordinal in inherited:
+                lo = np.maximum(lo, inherited[ordinal][0])
+                hi = np.minimum(hi, inherited[ordinal][1])
             for (k, j), phase in phases.items():
                 if k == ordinal:
                     if phase in (-1, 2):  # pre-activation <= 0
@@ -148,37 +166,75 @@ def rows_proved_interval(bounds, C: np.ndarray, d: np.ndarray) -> np.ndarray:
     return np.isfinite(low) & (low > d)
 
 
-def check_leaf(net, lower, upper, phases, rule, slopes, slopes_everywhere, polytopes) -> str:
+def node_bounds(net: Network, lower, upper, phases: dict, inherited) -> dict | None:
+    """Pre-activation bounds (adaptive linear) of a split node, for its children to inherit.
+
+    Raises :class:`Empty` when the node's region is empty; None when not finite.
+    """
+    try:
+        bounds, _ = layer_bounds(net, lower, upper, phases, None, True, inherited)
+    except NotProved:
+        return inherited
+    return {k: bounds[p] for k, p in enumerate(net.relu_layers)}
+
+
+def check_leaf(
+    net, lower, upper, phases, rule, slopes, slopes_everywhere, polytopes, inherited=None
+) -> str:
     """Check one leaf; return a short description or raise NotProved.
 
-    ``slopes`` (ReLU ordinal -> alpha) are used in the final back-substitution; the
-    intermediate bounds use them too when ``slopes_everywhere``, else the adaptive choice.
+    The intermediate bounds are computed with the adaptive slopes and, when that does not
+    suffice and ``slopes`` are given, again with ``slopes`` (only the latter when
+    ``slopes_everywhere``); each polytope's rows are tried with the interval test and with
+    back-substitution using the given and the adaptive final slopes. Every combination is
+    a sound bound, so any success excludes the polytope on the leaf.
     """
-    linear = rule == "linear" or (rule == "infeasible" and slopes is not None)
-    inner = slopes if slopes_everywhere else None
-    try:
-        bounds, relax = layer_bounds(net, lower, upper, phases, inner, linear)
-    except Empty:
-        return "region empty"
+    linear = rule in ("linear", "infeasible")
+    if slopes_everywhere:
+        variants = [slopes]
+    elif slopes is not None:
+        variants = [None, slopes]
+    else:
+        variants = [None]
+    remaining = list(range(len(polytopes)))
+    best = {}
+    for inner in variants:
+        try:
+            bounds, relax = layer_bounds(net, lower, upper, phases, inner, linear, inherited)
+        except Empty:
+            return "region empty"
+        if rule == "infeasible":
+            continue
+        finals = [relax]
+        if slopes is not None and inner is None:
+            finals.append(_final_relax(net, bounds, slopes))
+        still = []
+        for index in remaining:
+            C, d = polytopes[index]
+            if rows_proved_interval(bounds, C, d).any():
+                continue
+            if rule == "linear":
+                for final in finals:
+                    gap = backsubstitute(net, C, len(net.layers), bounds, final) - d
+                    best[index] = max(best.get(index, -np.inf), float(np.max(gap, initial=-np.inf)))
+                    if np.any(gap > 0):
+                        break
+                else:
+                    still.append(index)
+                continue
+            still.append(index)
+        remaining = still
+        if not remaining:
+            return "closed"
     if rule == "infeasible":
         raise NotProved("the leaf's region is not shown empty")
-    final = None
-    for index, (C, d) in enumerate(polytopes):
-        if rows_proved_interval(bounds, C, d).any():
-            continue
-        if rule != "linear":
-            raise NotProved(f"unsafe polytope {index} not excluded by interval bounds")
-        if final is None:
-            final = (
-                relax if slopes is None or slopes_everywhere else _final_relax(net, bounds, slopes)
-            )
-        low = backsubstitute(net, C, len(net.layers), bounds, final)
-        if not np.any(low > d):
-            raise NotProved(
-                f"unsafe polytope {index}: best linear lower bound minus d is "
-                f"{float(np.max(low - d)):.3g}, not positive"
-            )
-    return "closed"
+    index = remaining[0]
+    if rule != "linear":
+        raise NotProved(f"unsafe polytope {index} not excluded by interval bounds")
+    raise NotProved(
+        f"unsafe polytope {index}: best linear lower bound minus d is "
+        f"{best.get(index, -np.inf):.3g}, not positive"
+    )
 
 
 def _final_relax(net: Network, bounds, slopes: dict) -> dict:

@@ -1,25 +1,36 @@
 """Complete verification by branch and bound (input splits and ReLU splits).
 
 The search keeps a stack of open leaves as tensors and, each round, pops up to
-``config.batch`` of them (depth first: the most recently created), bounds them all with
-one bounder call, and then for every leaf:
+``config.batch`` of them (depth first: the most recently created; fewer when the
+measured cost per leaf says a full batch would overrun the deadline), bounds them all
+with one bounder call (CROWN from ``domains.linear`` when available), and then:
 
-1. closes it when every unsafe polytope has a row whose finite lower bound exceeds its
-   ``d`` (polytopes are handled *jointly*: one tree, a leaf closes when all are
-   excluded on it) or its split constraints are infeasible;
-2. otherwise, where alpha-CROWN is enabled, re-bounds it with optimised slopes;
-3. otherwise evaluates a few candidate points (the center, the corners minimising the
-   linear lower bounds) on the concrete semantics and replays any point that lands in
-   an unsafe polytope with ``check_candidate``: only a replayed point is a counterexample;
-4. otherwise splits it, on the input dimension with the best score (low-dimensional
-   inputs) or on the unstable ReLU with the best score (ReLU splitting, when the bounder
-   takes split constraints), and pushes both children.
+1. closes every leaf on which each unsafe polytope has a row whose *finite* lower bound
+   exceeds its ``d``, or whose split constraints are infeasible. Polytopes are handled
+   **jointly**: one search tree, and a leaf closes when all polytopes are excluded on
+   it (each polytope's excluding row is recorded as evidence);
+2. in ReLU mode (alpha "auto"), re-bounds the leaves still open with optimised slopes
+   (alpha-CROWN), when the estimated cost fits the time left;
+3. evaluates, for the leaves still open, the box center and the corners minimising the
+   linear lower bounds ``A x + c`` on the concrete semantics, and replays any point that
+   lands in an unsafe polytope with ``check_candidate``: only a replayed point makes a
+   counterexample;
+4. splits the rest: on an input dimension (inputs of at most ``config.input_dims``
+   values, e.g. ACAS Xu; scores in :mod:`prover.engine.branching`), or on an unstable
+   ReLU (larger inputs, e.g. MNIST; the phases travel to the bounder as ``splits``).
+   A leaf whose ReLUs are all fixed or stable falls back to input splitting. Children
+   inherit the parent's pre-activation bounds, which the bounder intersects with its own.
 
 HOLDS is returned only when every leaf was closed by a finite sound bound; the proof tree
 is assembled at the end from a compact record (:mod:`prover.engine.record`). VIOLATED is
-returned only with a replayed counterexample. Everything else is UNKNOWN with a reason.
-Exceptions propagate to the caller. Deterministic: no randomness is used, ties break on
-the lowest index, and leaves are processed in a fixed order.
+returned only with a replayed counterexample. Everything else is UNKNOWN with a reason
+(timeout, leaves at the maximum depth). Exceptions propagate to the caller. The search is
+deterministic: no random choices, ties broken by the lowest index, fixed leaf order.
+
+Evidence of a "linear" leaf: ``{"rows": [row per polytope], "slopes": {...}}``; the
+slopes are recorded when they were optimised (alpha-CROWN), and are left empty when the
+bounder's default (adaptive CROWN) slopes were used, to keep trees of many thousands of
+leaves small.
 """
 
 from __future__ import annotations
@@ -27,16 +38,29 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
 from prover import semantics
-from prover.engine.branching import choose_input_dims, choose_relu, input_scores, relu_scores
+from prover.engine.bab_config import BabConfig, BabOutcome
+from prover.engine.branching import (
+    choose_input_dims,
+    choose_relu,
+    input_scores,
+    lookahead_scores,
+    relu_scores,
+)
+from prover.engine.frontier import (
+    Leaves,
+    bisect,
+    probe_leaves,
+    relu_children,
+    restrict,
+    take_rows,
+)
 from prover.engine.leaves import (
-    Bounder,
     LeafBounds,
     Rows,
     candidates,
@@ -44,7 +68,8 @@ from prover.engine.leaves import (
     make_bounder,
     relu_inputs,
 )
-from prover.engine.proof import Closed, ProofTree
+from prover.engine.local_search import descend, violation
+from prover.engine.proof import Closed
 from prover.engine.record import SearchRecord
 from prover.ir.graph import Graph
 from prover.options import Options
@@ -52,99 +77,6 @@ from prover.result import Verdict
 from prover.spec import Subproblem
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class BabConfig:
-    """Tuning of the search (the defaults suit ACAS Xu and MNIST-FC on a CPU).
-
-    Attributes:
-        batch: leaves bounded per round.
-        mode: "auto" (input splits for inputs of at most ``input_dims`` values or when
-            the bounder takes no split constraints, ReLU splits otherwise), "input" or "relu".
-        input_dims: the largest input size split on its inputs in "auto" mode.
-        max_depth: deepest leaf allowed; deeper open leaves make the answer UNKNOWN.
-        alpha: re-bound unclosed leaves with optimised slopes ("auto": in ReLU mode).
-        checks_per_round: at most this many candidate replays per round.
-        reuse_intermediate: children inherit the parent's pre-activation bounds (the
-            bounder intersects them with its own; costs memory per open leaf).
-        log_every: seconds between progress messages (INFO).
-        bounder: the bounding method; None picks the best available domain.
-    """
-
-    batch: int = 1024
-    mode: str = "auto"
-    input_dims: int = 32
-    max_depth: int = 400
-    alpha: str = "auto"
-    checks_per_round: int = 8
-    reuse_intermediate: bool = True
-    log_every: float = 5.0
-    bounder: Bounder | None = None
-
-
-@dataclass(frozen=True)
-class BabOutcome:
-    """What branch and bound found.
-
-    Attributes:
-        verdict: HOLDS (tree given), VIOLATED (counterexample given) or UNKNOWN.
-        counterexample: a replayed input of shape ``graph.input_shape``, or None.
-        tree: the proof tree when HOLDS, else None.
-        stats: leaves (closed), max_depth, domain_calls, bounded (leaves bounded),
-            time (seconds), mode, method.
-        reason: why it is UNKNOWN, or a short description.
-    """
-
-    verdict: Verdict
-    counterexample: np.ndarray | None = None
-    tree: ProofTree | None = None
-    stats: dict[str, Any] = field(default_factory=dict)
-    reason: str = ""
-
-
-class _Leaves:
-    """A batch of open leaves: named tensors sharing the leading (leaf) axis.
-
-    Keys: ``lower``/``upper`` (flat input boxes), ``ids`` (search node ids), ``depth``,
-    ``("split", relu)`` (ReLU phases, int8) and ``("lo", v)``/``("up", v)`` (bounds of
-    value ``v`` inherited from the parent node, when reused).
-    """
-
-    def __init__(self, tensors: dict) -> None:
-        self.t = tensors
-
-    def __len__(self) -> int:
-        return int(self.t["ids"].shape[0])
-
-    def __getitem__(self, key):
-        return self.t[key]
-
-    def take(self, index: torch.Tensor) -> _Leaves:
-        return _Leaves({k: v[index] for k, v in self.t.items()})
-
-    def split_off(self, count: int) -> _Leaves:
-        """Remove and return the last ``count`` leaves."""
-        keep = len(self) - count
-        tail = _Leaves({k: v[keep:] for k, v in self.t.items()})
-        self.t = {k: v[:keep] for k, v in self.t.items()}
-        return tail
-
-    def extend(self, other: _Leaves) -> None:
-        if not len(self):
-            self.t = dict(other.t)
-            return
-        # Inherited bounds are optional: keep only what both sides have.
-        self.t = {k: torch.cat([v, other.t[k]]) for k, v in self.t.items() if k in other.t}
-
-    def splits(self, names: list[str]) -> dict[str, torch.Tensor]:
-        return {name: self.t[("split", name)] for name in names}
-
-    def intermediate(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]] | None:
-        names = [k[1] for k in self.t if isinstance(k, tuple) and k[0] == "lo"]
-        if not names:
-            return None
-        return {name: (self.t[("lo", name)], self.t[("up", name)]) for name in names}
 
 
 def _default_check(graph: Graph, subproblem: Subproblem) -> Callable[[np.ndarray], bool]:
@@ -186,10 +118,11 @@ class _Search:
                 size = int(np.prod(graph.shapes[name]))
                 self.sizes.append(size)
                 root[("split", name)] = torch.zeros((1, size), dtype=torch.int8)
-        self.open = _Leaves(root)
+        self.open = Leaves(root)
         self.record = SearchRecord()
         self.stats = {"leaves": 0, "max_depth": 0, "domain_calls": 0, "bounded": 0}
         self.stuck = 0
+        self.cost: dict[bool, float] = {}  # seconds per bounded leaf, plain / alpha
         self.replays = 0
         self.started = time.monotonic()
         self.last_log = self.started
@@ -206,9 +139,27 @@ class _Search:
         return mode
 
     # -- one round ---------------------------------------------------------------------
-    def _bound(self, leaves: _Leaves, alpha: bool) -> LeafBounds:
+    def _affordable(self, alpha: bool) -> int:
+        """How many leaves one bounder call can take before the deadline (estimated)."""
+        left = self.deadline - time.monotonic()
+        cost = self.cost.get(alpha)
+        if cost is None:
+            return self.config.batch if left > 0 else 0
+        return max(0, int(left / (1.25 * cost)))
+
+    def _bound(self, leaves: Leaves, alpha: bool) -> LeafBounds:
         self.stats["domain_calls"] += 1
         self.stats["bounded"] += len(leaves)
+        n = len(leaves)
+        started = time.monotonic()
+        try:
+            return self._call_bounder(leaves, alpha)
+        finally:
+            per_leaf = (time.monotonic() - started) / n
+            old = self.cost.get(alpha)
+            self.cost[alpha] = per_leaf if old is None else 0.5 * (old + per_leaf)
+
+    def _call_bounder(self, leaves: Leaves, alpha: bool) -> LeafBounds:
         n = len(leaves)
         with torch.enable_grad() if alpha else torch.no_grad():
             return self.bounder.bound(
@@ -221,7 +172,7 @@ class _Search:
                 intermediate=leaves.intermediate(),
             )
 
-    def _close(self, leaves: _Leaves, bounds: LeafBounds) -> tuple[torch.Tensor, torch.Tensor]:
+    def _close(self, leaves: Leaves, bounds: LeafBounds) -> tuple[torch.Tensor, torch.Tensor]:
         """Record the closed leaves; returns (closed mask, excluded polytopes mask)."""
         excluded, row = close_mask(bounds.lower, self.rows)
         closed = excluded.all(dim=1)
@@ -247,26 +198,48 @@ class _Search:
         self.stats["leaves"] += int(closed.sum())
         return closed, excluded
 
-    def _falsify(self, leaves: _Leaves, bounds: LeafBounds) -> np.ndarray | None:
-        """Evaluate candidates in the open leaves; return a replayed counterexample."""
+    def _falsify(self, leaves: Leaves, bounds: LeafBounds) -> np.ndarray | None:
+        """Look for a counterexample in the open leaves; returns a replayed one or None.
+
+        Evaluates the candidates of :func:`leaves.candidates`; then the ``descent_points``
+        candidates nearest to an unsafe polytope take ``descent_steps`` projected gradient
+        steps inside their leaves. Points landing in a polytope are replayed.
+        """
         points = candidates(leaves["lower"], leaves["upper"], bounds, self.rows)
+        k = points.shape[1]
         flat = points.reshape(-1, points.shape[-1])
         with torch.no_grad():
             y = semantics.run(self.graph, flat.reshape(-1, *self.shape))
-        y = y.reshape(y.shape[0], -1).to(torch.float64)
-        values = y @ self.rows.C.T - self.rows.d  # <= 0 on every row of a polytope: inside
-        inside = torch.zeros(y.shape[0], dtype=torch.bool)
-        for start, end in self.rows.spans:
-            inside |= (values[:, start:end] <= 0).all(dim=1)
-        inside &= torch.isfinite(y).all(dim=1)
-        for k in torch.nonzero(inside).flatten()[: self.config.checks_per_round].tolist():
-            x = flat[k].numpy().reshape(self.shape).copy()
+        score = violation(y.to(torch.float64), self.rows)
+        found = self._replay(flat, score)
+        if found is not None or self.config.descent_steps <= 0:
+            return found
+        count = min(self.config.descent_points, score.shape[0])
+        best = torch.topk(-score, count).indices  # nearest to the unsafe set first
+        box = best // k
+        moved = descend(
+            self.graph,
+            flat[best],
+            leaves["lower"][box],
+            leaves["upper"][box],
+            self.rows,
+            self.config.descent_steps,
+        )
+        with torch.no_grad():
+            y = semantics.run(self.graph, moved.reshape(-1, *self.shape))
+        return self._replay(moved, violation(y.to(torch.float64), self.rows))
+
+    def _replay(self, points: torch.Tensor, score: torch.Tensor) -> np.ndarray | None:
+        """Replay the points whose outputs lie in an unsafe polytope (score <= 0)."""
+        inside = torch.nonzero(score <= 0).flatten()
+        for k in inside[: self.config.checks_per_round].tolist():
+            x = points[k].numpy().reshape(self.shape).copy()
             self.replays += 1
             if self.check(x):
                 return x
         return None
 
-    def _split(self, leaves: _Leaves, bounds: LeafBounds, excluded: torch.Tensor) -> None:
+    def _split(self, leaves: Leaves, bounds: LeafBounds, excluded: torch.Tensor) -> None:
         """Split every leaf of ``leaves`` (all open) and push the children."""
         if not len(leaves):
             return
@@ -277,17 +250,78 @@ class _Search:
             scores = relu_scores(bounds.intermediate, leaves.splits(self.relus), self.relus)
             layer, neuron, has = choose_relu(scores, self.sizes)
             relu = has & todo
-            self._push_relu(leaves.take(relu), layer[relu], neuron[relu], _rows(inherited, relu))
+            self._push_relu(
+                leaves.take(relu), layer[relu], neuron[relu], take_rows(inherited, relu)
+            )
             todo &= ~has  # every neuron fixed or stable: fall back to input splitting
         if bool(todo.any()):
+            sub, sub_bounds, sub_excluded = restrict(leaves, bounds, excluded, todo)
+            sub_inherited = take_rows(inherited, todo)
             scores = input_scores(
-                leaves["lower"], leaves["upper"], self.root_width, bounds, self.rows, ~excluded
+                sub["lower"],
+                sub["upper"],
+                self.root_width,
+                sub_bounds,
+                self.rows,
+                ~sub_excluded,
+                self.config.heuristic,
+                self.config.starve,
             )
-            dims, ok = choose_input_dims(scores)
-            ok &= todo
-            self._push_input(leaves.take(ok), dims[ok], _rows(inherited, ok))
-            todo &= ~ok
-        self.stuck += int(todo.sum()) + int(deep.sum())
+            probing = self.config.lookahead > 1 and self._affordable(False) >= len(sub) * (
+                2 * self.config.lookahead
+            )
+            if probing:
+                scores, probe, cand = self._lookahead(sub, sub_inherited, scores)
+            _, ok = choose_input_dims(scores)
+            if probing:
+                self._push_probed(sub, ok, scores, probe, cand)
+            else:
+                self._push_input(sub.take(ok), scores[ok], take_rows(sub_inherited, ok))
+            self.stuck += int((~ok).sum())
+        self.stuck += int(deep.sum())
+
+    def _push_probed(self, leaves, ok, scores, probe: LeafBounds, cand) -> None:
+        """Bisect on the best probed dimension; the probe's bounds of the two halves are
+        reused: halves they close are closed now, the others inherit their bounds."""
+        chosen = leaves.take(ok)
+        if not len(chosen):
+            return
+        c = cand.shape[1]
+        dims = scores[ok].argmax(dim=1)
+        slot = (cand[ok] == dims[:, None]).to(torch.int8).argmax(dim=1)
+        first = torch.nonzero(ok).flatten() * (2 * c) + slot * 2
+        index = (first[:, None] + torch.arange(2)).reshape(-1)
+        children, _ = bisect(chosen, dims, scores[ok], {}, self.record)
+        if self.config.reuse_intermediate and probe.intermediate:
+            for name, (lo, up) in probe.intermediate.items():
+                children.t[("lo", name)] = lo[index]
+                children.t[("up", name)] = up[index]
+        infeasible = probe.infeasible
+        half = LeafBounds(
+            lower=probe.lower[index],
+            infeasible=None if infeasible is None else infeasible.reshape(-1)[index],
+        )
+        closed, _ = self._close(children, half)
+        self._note_depth(children)
+        self.open.extend(children.take(~closed))
+
+    def _lookahead(self, leaves: Leaves, inherited: dict, base: torch.Tensor):
+        """Strong branching (see :func:`frontier.probe_leaves`, ``branching.lookahead_scores``).
+
+        Returns the scores, the probe's bounds and the candidates ``(n, c)``.
+        """
+        probes, cand = probe_leaves(leaves, inherited, base, self.config.lookahead - 1)
+        probe = self._bound(probes, alpha=False)
+        scores = lookahead_scores(
+            probe,
+            self.rows,
+            leaves["lower"],
+            leaves["upper"],
+            base,
+            cand,
+            self.config.lookahead_score,
+        )
+        return scores, probe, cand
 
     def _inherited(self, bounds: LeafBounds) -> dict:
         """The bounds the children inherit (valid on every sub-region of the leaf)."""
@@ -299,78 +333,57 @@ class _Search:
             out[("up", name)] = up
         return out
 
-    def _children(self, leaves: _Leaves, ids: torch.Tensor, inherited: dict) -> dict:
-        depth = leaves["depth"] + 1
-        self.stats["max_depth"] = max(self.stats["max_depth"], int(depth.max()))
-        # Children interleaved (first, second) per parent keeps siblings adjacent.
-        tensors = {"ids": ids.reshape(-1), "depth": depth.repeat_interleave(2)}
-        for name in self.relus if self.mode == "relu" else ():
-            tensors[("split", name)] = leaves[("split", name)].repeat_interleave(2, 0)
-        for key, value in inherited.items():
-            tensors[key] = value.repeat_interleave(2, 0)
-        return tensors
+    def _push_input(self, leaves: Leaves, scores: torch.Tensor, inherited: dict) -> None:
+        """Bisect each leaf on its best dimension and push the children.
 
-    def _push_input(self, leaves: _Leaves, dims: torch.Tensor, inherited: dict) -> None:
+        While the stack holds fewer leaves than a batch, each leaf is bisected several
+        times in a row (on the best dimensions by ``scores``, a dimension's score halving
+        with its width) so the next rounds are full: fewer, larger domain calls.
+        """
         n = len(leaves)
         if n == 0:
             return
-        index = torch.arange(n)
-        lo, up = leaves["lower"], leaves["upper"]
-        middle = (lo[index, dims] + up[index, dims]) / 2
-        below_up = up.clone()
-        below_up[index, dims] = middle
-        above_lo = lo.clone()
-        above_lo[index, dims] = middle
-        ids = torch.empty((n, 2), dtype=torch.int64)
-        split = self.record.split_input
-        for i, (node, dim, value) in enumerate(
-            zip(leaves["ids"].tolist(), dims.tolist(), middle.tolist(), strict=False)
-        ):
-            ids[i, 0], ids[i, 1] = split(node, dim, value)
-        tensors = self._children(leaves, ids, inherited)
-        tensors["lower"] = torch.stack([lo, above_lo], 1).reshape(2 * n, -1)
-        tensors["upper"] = torch.stack([below_up, up], 1).reshape(2 * n, -1)
-        self.open.extend(_Leaves(tensors))
+        room = self.config.batch - len(self.open)
+        times = 1
+        while times < self.config.multi_split and n * 2 ** (times + 1) <= room:
+            times += 1
+        for step in range(times):
+            dims = scores.argmax(dim=1)
+            if step and not bool(torch.isfinite(scores.gather(1, dims[:, None])).all()):
+                break
+            leaves, scores = bisect(leaves, dims, scores, inherited, self.record)
+            inherited = {}
+        self._note_depth(leaves)
+        self.open.extend(leaves)
 
     def _push_relu(
-        self, leaves: _Leaves, layer: torch.Tensor, neuron: torch.Tensor, inherited: dict
+        self, leaves: Leaves, layer: torch.Tensor, neuron: torch.Tensor, inherited: dict
     ) -> None:
-        n = len(leaves)
-        if n == 0:
-            return
-        ids = torch.empty((n, 2), dtype=torch.int64)
-        split = self.record.split_relu
-        for i, (node, k, j) in enumerate(
-            zip(leaves["ids"].tolist(), layer.tolist(), neuron.tolist(), strict=False)
-        ):
-            ids[i, 0], ids[i, 1] = split(node, self.relus[k], j)
-        tensors = self._children(leaves, ids, inherited)
-        tensors["lower"] = leaves["lower"].repeat_interleave(2, 0)
-        tensors["upper"] = leaves["upper"].repeat_interleave(2, 0)
-        index = torch.arange(n)
-        for k, name in enumerate(self.relus):
-            phases = leaves[("split", name)]
-            inactive, active = phases.clone(), phases.clone()
-            here = layer == k
-            inactive[index[here], neuron[here]] = -1
-            active[index[here], neuron[here]] = 1
-            tensors[("split", name)] = torch.stack([inactive, active], 1).reshape(2 * n, -1)
-        self.open.extend(_Leaves(tensors))
+        if len(leaves):
+            children = relu_children(leaves, layer, neuron, inherited, self.record, self.relus)
+            self._note_depth(children)
+            self.open.extend(children)
+
+    def _note_depth(self, leaves: Leaves) -> None:
+        self.stats["max_depth"] = max(self.stats["max_depth"], int(leaves["depth"].max()))
 
     def round(self) -> np.ndarray | None:
         """Bound, close, falsify and split one batch; returns a counterexample or None."""
-        leaves = self.open.split_off(min(self.config.batch, len(self.open)))
+        probes = 1 + 2 * self.config.lookahead if self.config.lookahead > 1 else 1
+        count = min(self.config.batch, len(self.open), self._affordable(False) // probes)
+        leaves = self.open.split_off(max(1, count))
         bounds = self._bound(leaves, alpha=False)
         closed, excluded = self._close(leaves, bounds)
-        if self.alpha and not bool(closed.all()) and time.monotonic() < self.deadline:
+        unclosed = int((~closed).sum())
+        if self.alpha and unclosed and unclosed <= self._affordable(True):
             keep = ~closed
-            leaves, bounds, excluded = _restrict(leaves, bounds, excluded, keep)
+            leaves, bounds, excluded = restrict(leaves, bounds, excluded, keep)
             bounds = self._bound(leaves, alpha=True)
             closed, excluded = self._close(leaves, bounds)
         keep = ~closed
         if not bool(keep.any()):
             return None
-        leaves, bounds, excluded = _restrict(leaves, bounds, excluded, keep)
+        leaves, bounds, excluded = restrict(leaves, bounds, excluded, keep)
         found = self._falsify(leaves, bounds)
         if found is not None:
             return found
@@ -380,8 +393,11 @@ class _Search:
     def run(self) -> BabOutcome:
         while len(self.open):
             now = time.monotonic()
-            if now >= self.deadline:
-                return self._unknown(f"timeout after {self.stats['leaves']} closed leaves")
+            if now >= self.deadline or self._affordable(False) < 1:
+                return self._unknown(
+                    f"timeout after {self.stats['leaves']} closed leaves "
+                    f"({len(self.open)} open, depth {self.stats['max_depth']})"
+                )
             if now - self.last_log >= self.config.log_every:
                 self.last_log = now
                 log.info(
@@ -419,31 +435,6 @@ class _Search:
     def _unknown(self, reason: str) -> BabOutcome:
         log.info("bab: unknown: %s", reason)
         return BabOutcome(Verdict.UNKNOWN, None, None, self._stats(), reason)
-
-
-def _rows(tensors: dict, keep: torch.Tensor) -> dict:
-    return {k: v[keep] for k, v in tensors.items()}
-
-
-def _restrict(leaves: _Leaves, bounds: LeafBounds, excluded: torch.Tensor, keep: torch.Tensor):
-    """The leaves, bounds and exclusion masks at the rows where ``keep`` is true."""
-
-    def sub(t):
-        return None if t is None else t[keep]
-
-    kept = LeafBounds(
-        lower=bounds.lower[keep],
-        A=sub(bounds.A),
-        c=sub(bounds.c),
-        infeasible=sub(bounds.infeasible),
-        slopes={k: v[keep] for k, v in bounds.slopes.items()} if bounds.slopes else None,
-        intermediate=(
-            {k: (lo[keep], up[keep]) for k, (lo, up) in bounds.intermediate.items()}
-            if bounds.intermediate
-            else None
-        ),
-    )
-    return leaves.take(keep), kept, excluded[keep]
 
 
 def branch_and_bound(

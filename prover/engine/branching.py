@@ -3,8 +3,14 @@
 Input splitting (low-dimensional inputs, e.g. ACAS Xu): the score of dimension ``i`` is
 ``width_i * sum_p |A_{p,i}|`` over the still-open polytopes ``p``, where ``A_p`` is the
 coefficient row of the linear lower bound ``A x + c`` of the polytope's tightest row. It
-estimates how much of the bound's looseness comes from the box's extent along ``i``.
-Without coefficients it falls back to the widest side relative to the root box.
+estimates how much of the bound's looseness comes from the box's extent along ``i``
+(``"sum"``: all rows of the open polytopes, the default of the search; ``"coef"``: only
+each polytope's tightest row, which measured far worse on ACAS Xu). The coefficients
+miss looseness that enters through unstable neurons' intercepts, so a dimension that
+has become ``starve`` times wider than the chosen one is split instead (ACAS Xu property
+1 needs this; comparing *absolute* widths, not widths relative to the root box, matters:
+very narrow root dimensions must not count as starved). Without coefficients it falls
+back to the widest side relative to the root box.
 
 ReLU splitting (high-dimensional inputs, e.g. MNIST): among the unstable neurons
 (``lower < 0 < upper``, not yet split) the score is the intercept of the triangle
@@ -18,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from prover.engine.leaves import LeafBounds, Rows
+from prover.engine.leaves import LeafBounds, Rows, margins
 
 
 def input_scores(
@@ -28,6 +34,8 @@ def input_scores(
     bounds: LeafBounds,
     rows: Rows,
     open_polytopes: torch.Tensor,
+    heuristic: str = "coef",
+    starve: float = 0.0,
 ) -> torch.Tensor:
     """``(B, n_in)`` split scores; ``-inf`` where a dimension cannot be split further.
 
@@ -37,16 +45,23 @@ def input_scores(
         bounds: the leaves' bounds (``A`` is used when present).
         rows: the stacked unsafe polytopes.
         open_polytopes: ``(B, P)`` bool, polytopes not yet excluded on each leaf.
+        heuristic: "coef" (the tightest row's coefficients per open polytope), "sum"
+            (all rows of the open polytopes) or "width" (relative width only).
+        starve: when positive, a dimension ``starve`` times wider than the one the
+            scores pick is split instead.
     """
     width = upper - lower
-    if bounds.A is not None:
+    if bounds.A is not None and heuristic != "width":
         A = bounds.A.abs()
         gap = torch.nan_to_num(bounds.lower - rows.d, nan=-torch.inf)
         weight = torch.zeros_like(width)
         index = torch.arange(A.shape[0])
         for p, (start, end) in enumerate(rows.spans):
-            tight = gap[:, start:end].argmax(dim=1) + start
-            weight += A[index, tight] * open_polytopes[:, p : p + 1]
+            if heuristic == "sum":
+                part = A[:, start:end].sum(dim=1)
+            else:
+                part = A[index, gap[:, start:end].argmax(dim=1) + start]
+            weight += part * open_polytopes[:, p : p + 1]
         score = width * weight
         # Dimensions the bound does not depend on still get a tiny share, so that a
         # leaf whose coefficients vanish (or are NaN) is still split somewhere.
@@ -57,7 +72,19 @@ def input_scores(
         score = width / safe
     middle = (lower + upper) / 2
     splittable = (middle > lower) & (middle < upper)
-    return torch.where(splittable, score, torch.full_like(score, -torch.inf))
+    score = torch.where(splittable, score, torch.full_like(score, -torch.inf))
+    if starve > 0:
+        # A dimension the coefficients ignore can still hold the relaxation's looseness
+        # (through unstable neurons); once it is ``starve`` times wider than the
+        # dimension the score picks, split it instead.
+        relative = torch.where(splittable, width, torch.zeros_like(width))
+        widest = relative.argmax(dim=1)
+        picked = relative.gather(1, score.argmax(dim=1, keepdim=True)).squeeze(1)
+        starved = relative.max(dim=1).values > starve * picked
+        boosted = score.clone()
+        boosted[torch.arange(score.shape[0]), widest] = torch.finfo(score.dtype).max
+        score = torch.where(starved[:, None], boosted, score)
+    return score
 
 
 def choose_input_dims(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,3 +127,34 @@ def choose_relu(
     layer = torch.searchsorted(ends, best, right=True)
     layer = torch.clamp(layer, max=len(sizes) - 1)
     return layer, best - offsets[layer], ok
+
+
+def lookahead_scores(
+    probe: LeafBounds,
+    rows: Rows,
+    lower: torch.Tensor,
+    upper: torch.Tensor,
+    base: torch.Tensor,
+    cand: torch.Tensor,
+    kind: str = "sum",
+) -> torch.Tensor:
+    """``(n, n_in)`` scores of probed splits (``-inf`` for dimensions not probed).
+
+    A half's value is the sum over polytopes of ``min(lower - d, 0)`` (0 when excluded or
+    infeasible); a candidate scores the sum of its two halves ("sum") or the worse half
+    ("min", ties broken by the sum). ``probe`` is ordered as ``frontier.probe_leaves``.
+    """
+    n, c = cand.shape
+    gap = margins(probe.lower, rows).clamp(max=0.0).sum(dim=1)
+    if probe.infeasible is not None:
+        gap = torch.where(probe.infeasible.reshape(-1), torch.zeros_like(gap), gap)
+    halves = torch.nan_to_num(gap, nan=-1e300).reshape(n, c, 2)
+    if kind == "min":
+        gain = halves.min(dim=2).values + 1e-3 * halves.sum(dim=2)
+    else:
+        gain = halves.sum(dim=2)
+    score = torch.full_like(base, -torch.inf)
+    score[torch.arange(n)[:, None].expand(n, c), cand] = gain
+    middle = (lower + upper) / 2
+    keep = (middle > lower) & (middle < upper) & torch.isfinite(base)
+    return torch.where(keep, score, torch.full_like(score, -torch.inf))

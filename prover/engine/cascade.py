@@ -89,8 +89,9 @@ def run_cascade(
             else:
                 still_open.append(polytope_index)
         outcome.open = still_open
-        log.info("domain %s: %d of %d polytopes open", name, len(still_open),
-                 len(subproblem.unsafe))
+        log.info(
+            "domain %s: %d of %d polytopes open", name, len(still_open), len(subproblem.unsafe)
+        )
         if not still_open:
             break
     return outcome

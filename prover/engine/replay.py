@@ -50,8 +50,9 @@ def session_for(origin: ModelOrigin):
 
 def round_into_box(x: np.ndarray, box: Box, dtype: np.dtype) -> np.ndarray | None:
     """Round ``x`` to ``dtype`` and nudge each entry back into ``box``; None if impossible."""
-    flat = np.clip(np.asarray(x, dtype=np.float64).reshape(-1), box.lower.reshape(-1),
-                   box.upper.reshape(-1))
+    flat = np.clip(
+        np.asarray(x, dtype=np.float64).reshape(-1), box.lower.reshape(-1), box.upper.reshape(-1)
+    )
     lower, upper = box.lower.reshape(-1), box.upper.reshape(-1)
     rounded = flat.astype(dtype)
     for _ in range(4):

@@ -14,7 +14,7 @@ import importlib.util
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -40,7 +40,7 @@ class SubproblemVerdict:
     verdict: Verdict
     method: str
     counterexample: np.ndarray | None = None
-    tree: ProofTree | None = None
+    tree: ProofTree | list[tuple[list[int], ProofTree]] | None = None
     reason: str = ""
 
 
@@ -104,9 +104,7 @@ def solve_subproblem(
         reason = f"{len(cascade.open)} unsafe polytope(s) not excluded by the domains"
         if cascade.skipped:
             reason += "; skipped: " + "; ".join(f"{k}: {v}" for k, v in cascade.skipped.items())
-        return SubproblemVerdict(Verdict.UNKNOWN, "cascade", reason=reason), (
-            cascade.output_bounds
-        )
+        return SubproblemVerdict(Verdict.UNKNOWN, "cascade", reason=reason), (cascade.output_bounds)
     from prover.engine.bab import branch_and_bound
 
     remaining = Subproblem(subproblem.box, tuple(subproblem.unsafe[i] for i in cascade.open))
@@ -128,7 +126,15 @@ def solve_subproblem(
             ), cascade.output_bounds
         return SubproblemVerdict(Verdict.VIOLATED, "bab", counterexample), cascade.output_bounds
     if outcome.verdict is Verdict.HOLDS and outcome.tree is not None:
-        return SubproblemVerdict(Verdict.HOLDS, "bab", tree=outcome.tree), cascade.output_bounds
+        tree: Any = outcome.tree
+        if cascade.closed_by:  # the cascade closed some polytopes, BaB the rest
+            closed = sorted(cascade.closed_by)
+            methods = sorted({cascade.closed_by[i][0] for i in closed})
+            tree = [
+                (closed, Closed(rule=_rule_of(methods), method="+".join(methods))),
+                (list(cascade.open), outcome.tree),
+            ]
+        return SubproblemVerdict(Verdict.HOLDS, "bab", tree=tree), cascade.output_bounds
     return SubproblemVerdict(
         Verdict.UNKNOWN, "bab", reason=outcome.reason or "branch and bound undecided"
     ), cascade.output_bounds
@@ -156,9 +162,7 @@ def verify(
     output_bounds = None
     for subproblem in subproblems:
         try:
-            verdict, found_bounds = solve_subproblem(
-                graph, subproblem, violates, options, deadline
-            )
+            verdict, found_bounds = solve_subproblem(graph, subproblem, violates, options, deadline)
         except Exception as exc:  # never a verdict: report it as UNKNOWN
             log.warning("verification failed: %s", exc, exc_info=True)
             verdict = SubproblemVerdict(
@@ -179,22 +183,33 @@ def verify(
         v = violated[0]
         y = semantics.evaluate(graph, v.counterexample)
         return Result(
-            Verdict.VIOLATED, counterexample=v.counterexample, bounds=output_bounds,
-            method=v.method, elapsed=elapsed, output=y, stats=stats,
+            Verdict.VIOLATED,
+            counterexample=v.counterexample,
+            bounds=output_bounds,
+            method=v.method,
+            elapsed=elapsed,
+            output=y,
+            stats=stats,
             reason="counterexample replayed on ONNX Runtime",
         )
     if len(verdicts) == len(subproblems) and all(v.verdict is Verdict.HOLDS for v in verdicts):
         methods = "+".join(sorted({v.method for v in verdicts}))
-        return Result(Verdict.HOLDS, bounds=output_bounds, method=methods, elapsed=elapsed,
-                      stats=stats)
+        return Result(
+            Verdict.HOLDS, bounds=output_bounds, method=methods, elapsed=elapsed, stats=stats
+        )
     reasons = [v.reason for v in verdicts if v.verdict is Verdict.UNKNOWN and v.reason]
     if len(verdicts) < len(subproblems):
-        reasons.append(f"timeout after {elapsed:.1f}s ({len(verdicts)} of "
-                       f"{len(subproblems)} subproblems attempted)")
+        reasons.append(
+            f"timeout after {elapsed:.1f}s ({len(verdicts)} of "
+            f"{len(subproblems)} subproblems attempted)"
+        )
     timed_out = time.monotonic() > deadline
     stats["timeout"] = timed_out
     return Result(
-        Verdict.UNKNOWN, bounds=output_bounds,
+        Verdict.UNKNOWN,
+        bounds=output_bounds,
         method="+".join(sorted({v.method for v in verdicts})) or "none",
-        elapsed=elapsed, reason="; ".join(reasons) or "undecided", stats=stats,
+        elapsed=elapsed,
+        reason="; ".join(reasons) or "undecided",
+        stats=stats,
     )

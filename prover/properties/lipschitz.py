@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,7 @@ from prover.properties.common import (
     with_onnx,
 )
 from prover.properties.jacobian import jacobian_bounds
+from prover.properties.jacobian import refiners as _refiners
 from prover.result import REAL_ARITHMETIC_WITH_ROUNDING, Result, Verdict
 from prover.spec.regions import Box
 
@@ -157,7 +159,12 @@ class Lipschitz(WholeModelProperty):
             "theorem)"
         )
         try:
-            certified = jacobian_bounds(graph, box).lipschitz(self.norm)
+            certified = jacobian_bounds(
+                graph,
+                box,
+                refine=_refiners(options),
+                deadline=time.monotonic() + 0.4 * options.timeout,
+            ).lipschitz(self.norm)
             note = ""
         except UnsupportedOperation as exc:
             certified, note = math.inf, f"no Jacobian bounds: {exc}"
@@ -171,7 +178,7 @@ class Lipschitz(WholeModelProperty):
                 reason=f"certified Lipschitz constant {certified:.6g} <= {self.bound:g}",
                 stats=stats,
             )
-        found = self._refute(graph, box, options)
+        found = self._refute(graph, box, options) if options.falsify else None
         if found is not None:
             pair, ratio_ort, ratio_ours = found
             return Result(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +43,7 @@ from prover.properties.common import (
     with_onnx,
 )
 from prover.properties.jacobian import jacobian_bounds
+from prover.properties.jacobian import refiners as _refiners
 from prover.result import REAL_ARITHMETIC_WITH_ROUNDING, Result, Verdict
 from prover.spec.regions import Box
 
@@ -88,7 +90,12 @@ class Monotonic(WholeModelProperty):
             "generalized Jacobian (Clarke's chain rule, Lebourg's mean value theorem)"
         )
         try:
-            bounds = jacobian_bounds(graph, box)
+            bounds = jacobian_bounds(
+                graph,
+                box,
+                refine=_refiners(options),
+                deadline=time.monotonic() + 0.4 * options.timeout,
+            )
             lo, hi = float(bounds.lower[j, i]), float(bounds.upper[j, i])
             note = ""
         except UnsupportedOperation as exc:
@@ -104,7 +111,7 @@ class Monotonic(WholeModelProperty):
                 reason=f"d y[{j}] / d x[{i}] lies in [{lo:.6g}, {hi:.6g}] over {where}",
                 stats=stats,
             )
-        found = self._refute(graph, box, i, j, options)
+        found = self._refute(graph, box, i, j, options) if options.falsify else None
         if found is not None:
             return Result(
                 Verdict.VIOLATED,

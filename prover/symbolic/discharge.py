@@ -24,13 +24,23 @@ import z3
 from prover.result import Result, Verdict
 from prover.symbolic import sympy_backend
 from prover.symbolic.lower import lower, uses
-from prover.symbolic.numeric import Variable, evaluate3, real_variables, split, verify
+from prover.symbolic.numeric import (
+    Variable,
+    evaluate3,
+    evaluate_detail,
+    real_variables,
+    split,
+    verify,
+)
 from prover.symbolic.parser import parse_claim
 from prover.symbolic.search import search
 from prover.symbolic.syntax import TRANSCENDENTAL, Claim, RangeDomain
 from prover.symbolic.z3_backend import Unsupported, Z3Backend, to_float, to_fraction
 
 log = logging.getLogger(__name__)
+
+#: Most cases the finite index quantifiers may expand to.
+MAX_CASES = 100_000
 
 SYMPY = "real arithmetic (exact, symbolic): SymPy identity/sign proof over real symbols"
 Z3_EXACT = (
@@ -106,6 +116,10 @@ class _Run:
         soundness = soundness or (EXACT_WITNESS if self.rational else INTERVAL_WITNESS)
         stats = {"witness": witness}
         text = _describe(witness)
+        if kind == "forall" and not note:
+            values = split(self.variables, [float(v) for v in flat])
+            if evaluate_detail(self.claim, values, self.rational)[1]:
+                note = " (a term is undefined there: division by zero, log/sqrt/power domain)"
         if kind == "forall":
             counterexample = np.concatenate([w.ravel() for w in witness.values()])
             reason = f"counterexample {text}: the claim is false there{note}"
@@ -310,6 +324,13 @@ class _Run:
 def run_claim(claim: Claim, timeout: float) -> Result:
     """Decide an already parsed claim (see :func:`claim`)."""
     run = _Run(claim, timeout)
+    cases = 1
+    for binder in claim.binders:
+        if isinstance(binder.domain, RangeDomain):
+            cases *= binder.domain.hi - binder.domain.lo + 1
+    if cases > MAX_CASES:
+        reason = f"index quantifiers expand to {cases} cases (limit {MAX_CASES})"
+        return run.result(Verdict.UNKNOWN, "", "", reason)
     problem = _order_problem(claim)
     if problem:
         return run.result(Verdict.UNKNOWN, "", "", f"unsupported quantifier order: {problem}")
@@ -352,6 +373,12 @@ def claim(text: str, *, timeout: float = 30.0) -> Result:
         ``counterexample`` and ``stats["witness"]``; ``exists``: proof that none exists)
         or UNKNOWN with the reasons. ``method`` names the engine, ``soundness`` the
         arithmetic the verdict is sound for.
+
+    Semantics: real numbers (not float64). The formula under the quantifiers is true at a
+    point when every sub-term is defined there (no division by zero, ``log`` of a positive
+    number, ``sqrt`` of a non-negative one, non-integer powers of positive bases) and the
+    formula evaluates to true; so ``forall x in R: x/x == 1`` is VIOLATED at ``x = 0``.
+    Vector comparisons hold component-wise (``!=``: some component differs).
 
     Raises:
         SpecError: the text is malformed (with line and column); nothing is executed.

@@ -64,6 +64,19 @@ def _reject_reason(text: str, pos: int) -> str:
     return f"unexpected character {char!r}"
 
 
+#: Longest numeric literal and largest decimal exponent accepted (no huge exact numbers).
+MAX_NUMBER_LENGTH = 60
+MAX_EXPONENT = 300
+
+
+def _check_number(text: str, pos: int, value: str) -> None:
+    if len(value) > MAX_NUMBER_LENGTH:
+        raise error(text, pos, f"numeric literal longer than {MAX_NUMBER_LENGTH} characters")
+    mantissa, _, exponent = value.lower().partition("e")
+    if exponent and abs(int(exponent)) > MAX_EXPONENT:
+        raise error(text, pos, f"exponent of {value!r} beyond +-{MAX_EXPONENT}")
+
+
 def tokenize(text: str) -> list[Token]:
     """Split ``text`` into tokens, ending with an "end" token.
 
@@ -88,9 +101,11 @@ def tokenize(text: str) -> list[Token]:
             if match.end() < len(text) and text[match.end()] in "'\"":
                 raise error(text, match.end(), "strings are not part of the claim language")
             kind = "keyword" if value in KEYWORDS else "name"
-        elif kind == "number" and match.end() < len(text) and text[match.end()] == ".":
-            if not text.startswith("..", match.end()):
-                raise error(text, match.end(), "malformed number")
+        elif kind == "number":
+            if match.end() < len(text) and text[match.end()] == ".":
+                if not text.startswith("..", match.end()):
+                    raise error(text, match.end(), "malformed number")
+            _check_number(text, pos, value)
         if kind != "ws":
             tokens.append(Token(kind, value, pos))
         pos = match.end()

@@ -19,18 +19,30 @@ _ARITH = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
 
 
 def literal(node) -> Fraction | None:
-    """The exact value of a numeric literal (possibly negated), else None."""
+    """The exact value of a constant expression of literals (``-2``, ``1/2``, ``2^3``)."""
     if isinstance(node, Num):
         return node.value
     if isinstance(node, Unary) and node.op == "-":
         inner = literal(node.operand)
         return None if inner is None else -inner
+    if isinstance(node, Binary) and node.op in ("+", "-", "*", "/", "^"):
+        a, b = literal(node.left), literal(node.right)
+        if a is None or b is None:
+            return None
+        if node.op == "/":
+            return None if b == 0 else a / b
+        if node.op == "^":
+            small = max(abs(a.numerator), a.denominator) < 2**64
+            if b.denominator != 1 or abs(b) > 64 or not small or (a == 0 and b < 0):
+                return None
+            return a ** int(b)
+        return {"+": a + b, "-": a - b, "*": a * b}[node.op]
     return None
 
 
 def uses(node, names: tuple[str, ...]) -> bool:
     """Whether any function of ``names`` occurs in the formula; the name ``"pow"`` stands
-    for a power whose exponent is not an integer literal (iterative walk)."""
+    for a power whose exponent is not an integer literal of magnitude <= 64 (iterative)."""
     stack = [node]
     while stack:
         current = stack.pop()
@@ -45,7 +57,7 @@ def uses(node, names: tuple[str, ...]) -> bool:
         elif isinstance(current, Binary):
             if current.op == "^" and "pow" in names:
                 exponent = literal(current.right)
-                if exponent is None or exponent.denominator != 1:
+                if exponent is None or exponent.denominator != 1 or abs(exponent) > 64:
                     return True
             stack.extend((current.left, current.right))
     return False

@@ -298,11 +298,16 @@ def evaluate3(claim: Claim, values: dict, exact: bool) -> bool | None:
         values: name -> float (scalar) or tuple of floats (vector).
         exact: evaluate with Fractions (rational claims) instead of intervals.
     """
+    return evaluate_detail(claim, values, exact)[0]
+
+
+def evaluate_detail(claim: Claim, values: dict, exact: bool) -> tuple[bool | None, bool]:
+    """As :func:`evaluate3`, plus whether some sub-term is surely undefined there."""
     if exact:
         backend = ExactBackend()
         point = {k: _map_values(v, Fraction) for k, v in values.items()}
         body = lower(claim, backend, point)
-        return and3([*backend.defined, body])
+        return and3([*backend.defined, body]), False in backend.defined
     backend = IntervalBackend()
     old = iv.prec
     iv.prec = backend.prec
@@ -311,27 +316,53 @@ def evaluate3(claim: Claim, values: dict, exact: bool) -> bool | None:
         body = lower(claim, backend, point)
     finally:
         iv.prec = old
-    return and3([*backend.defined, body])
+    return and3([*backend.defined, body]), False in backend.defined
 
 
 def _map_values(value, fn):
     return tuple(fn(v) for v in value) if isinstance(value, tuple) else fn(value)
 
 
+def _inward(bound: Fraction, up: bool) -> float:
+    """The float nearest ``bound`` on the inside of the box (``up``: round up)."""
+    value = float(bound)
+    if up and Fraction(value) < bound:
+        value = float(np.nextafter(value, np.inf))
+    if not up and Fraction(value) > bound:
+        value = float(np.nextafter(value, -np.inf))
+    return value
+
+
 def bounds(variables):
+    """Float bounds of the boxes, rounded inward (so clipped points stay inside)."""
     lo, hi = [], []
     for var in variables:
-        low, high = (float(var.box[0]), float(var.box[1])) if var.box else (-np.inf, np.inf)
+        if var.box is None:
+            low, high = -np.inf, np.inf
+        else:
+            low, high = _inward(var.box[0], up=True), _inward(var.box[1], up=False)
         lo += [low] * var.size
         hi += [high] * var.size
     return np.array(lo), np.array(hi)
 
 
+def inside(variables, point) -> bool:
+    """Whether ``point`` (flat floats) lies in every variable's box, checked exactly."""
+    k = 0
+    for var in variables:
+        for value in point[k : k + var.size]:
+            if not np.isfinite(value):
+                return False
+            if var.box is not None and not var.box[0] <= Fraction(float(value)) <= var.box[1]:
+                return False
+        k += var.size
+    return True
+
+
 def verify(claim: Claim, point: np.ndarray, want: bool, exact: bool) -> bool:
     """Whether the matrix is rigorously ``want`` at ``point`` (float64, inside the boxes)."""
     variables = real_variables(claim)
-    lo, hi = bounds(variables)
-    if np.any(point < lo) or np.any(point > hi) or not np.all(np.isfinite(point)):
+    if not inside(variables, point):
         return False
     values = split(variables, [float(v) for v in point])
     return evaluate3(claim, values, exact) is want

@@ -24,7 +24,7 @@ import functools
 import sympy
 
 #: Expressions larger than this (``count_ops``) are never handed to ``sympy.simplify``.
-SIMPLIFY_LIMIT = 300
+SIMPLIFY_LIMIT = 200
 
 
 class Declined(Exception):

@@ -128,7 +128,9 @@ def test_counterexample_certificate_for_test_sat(tmp_path):
     report = check_certificate(str(tmp_path / "c.json"))
     assert report.valid, report.reason
     # the same point does not violate the network of test_unsat (the property holds there)
-    make_cert(tmp_path / "u.json", TEST / "test_unsat.onnx", spec, counterexample=x, claim="violated")
+    make_cert(
+        tmp_path / "u.json", TEST / "test_unsat.onnx", spec, counterexample=x, claim="violated"
+    )
     assert not check_certificate(str(tmp_path / "u.json")).valid
 
 
@@ -234,3 +236,24 @@ def test_prove_writes_a_checked_certificate(tmp_path):
     assert result.verdict.value == "holds"
     assert result.checked
     assert main([str(tmp_path / "p.json"), "--spec", str(spec)]) == 0
+
+
+def test_parts_prove_different_polytopes_with_different_trees(tmp_path):
+    model = TEST / "test_small.onnx"
+    graph, _ = load(model, TEST / "test_small.vnnlib")
+    high = Polytope(np.array([[-1.0]]), np.array([-100.0]))  # y >= 100 (y <= 78.5)
+    low = Polytope(np.array([[1.0]]), np.array([-1.0]))  # y <= -1 (y >= 3.5)
+    sub = Subproblem(Box([-3.0], [1.0]), (high, low))
+    first = relu_inputs(graph)[0]
+
+    def check(entry):
+        write_certificate(
+            tmp_path / "c.json", graph=graph, model_path_or_bytes=str(model), subproblems=[sub],
+            claim="holds", tree=[entry],
+        )  # fmt: skip
+        return check_certificate(str(tmp_path / "c.json"))
+
+    split = ReluSplit(first, 0, Closed("linear"), Closed("linear"))
+    assert check([((0,), split), ((1,), Closed("interval"))]).valid
+    report = check([((0,), split)])  # polytope 1 left unproved
+    assert not report.valid and "unproved" in report.reason

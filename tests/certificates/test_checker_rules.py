@@ -165,7 +165,9 @@ def test_vnnlib_reader_agrees_with_the_importer_on_the_benchmarks():
     for path in files:
         theirs = VNNLib(str(path))
         ours = parse_vnnlib(path.read_text(), theirs.n_inputs, theirs.n_outputs, as_float=True)
-        ours = [d for d in ours if d[0] is not None and all(a <= b for a, b in zip(*d[:2]))]
+        ours = [
+            d for d in ours if d[0] is not None and all(a <= b for a, b in zip(*d[:2], strict=True))
+        ]
         assert len(ours) == len(theirs.disjuncts), path.name
         boxes = {tuple(map(float, d[0] + d[1])) for d in ours}
         for box in theirs.boxes:
@@ -183,7 +185,9 @@ def test_vnnlib_reader_rejects_what_it_does_not_support():
     ]:
         with pytest.raises(Malformed):
             parse_vnnlib(text, 1, 1)
-    text = "(declare-const X_0 Real)(declare-const Y_0 Real)(assert (<= -1 X_0 0.1))(assert (> Y_0 3))"
+    text = (
+        "(declare-const X_0 Real)(declare-const Y_0 Real)(assert (<= -1 X_0 0.1))(assert (> Y_0 3))"
+    )
     ((lower, upper, rows),) = parse_vnnlib(text, 1, 1)
     assert lower == [Fraction(-1)] and upper == [Fraction(1, 10)]
     assert rows == [([Fraction(-1)], Fraction(-3), True)]
@@ -218,3 +222,35 @@ def test_model_reader_conv_and_shapes_match_onnxruntime():
         x = rng.normal(size=(1, 2, 5, 5)).astype(np.float32)
         want = session.run(None, {"x": x})[0].reshape(-1)
         assert np.allclose(net.evaluate(x.reshape(-1)), want, atol=1e-5)
+
+
+def test_batchnorm_is_folded_and_matches_onnxruntime():
+    rng = np.random.default_rng(5)
+    c = 3
+    params = [
+        rng.uniform(0.5, 2, c),
+        rng.normal(size=c),
+        rng.normal(size=c),
+        rng.uniform(0.1, 2, c),
+    ]
+    names = ["g", "b", "m", "v"]
+    graph = helper.make_graph(
+        [
+            helper.make_node("BatchNormalization", ["x", *names], ["n"], epsilon=1e-3),
+            helper.make_node("Relu", ["n"], ["y"]),
+        ],
+        "bn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c, 2, 2])],
+        [
+            numpy_helper.from_array(p.astype(np.float32), n)
+            for p, n in zip(params, names, strict=True)
+        ],
+    )
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    net = read_model(data)
+    assert net.notes and "folded" in net.notes[0]
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    x = rng.normal(size=(1, c, 2, 2)).astype(np.float32)
+    want = session.run(None, {"x": x})[0].reshape(-1)
+    assert np.allclose(net.evaluate(x.reshape(-1)), want, atol=1e-5)

@@ -26,7 +26,7 @@ class Case:
     lower: torch.Tensor
     upper: torch.Tensor
     finite: bool = True
-    samples: int = 1000
+    samples: int = 700
 
 
 def _boxes(rng, shape, lo=-1.0, hi=1.0, batch=2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,7 +63,7 @@ def binary(op_class, rng, positive_b=False) -> list[Case]:
     """``op(a, b)`` for correlated branches, branches with fresh symbols, broadcasting."""
     cases = []
     bias = 4.0 if positive_b else 0.0
-    gb = _gemm(rng, 4, 6, 0.5)
+    gb = _gemm(rng, 4, 6, 0.25)
     gb = ops.Gemm(gb.weight, gb.bias + bias)
     nodes = [
         Node("a", _gemm(rng, 4, 6), ("x",)),
@@ -246,7 +246,7 @@ CASES: dict[type[ops.Op], Callable[[np.random.Generator], list[Case]]] = {
 }
 
 
-def sample_box(lower: torch.Tensor, upper: torch.Tensor, rng, n_random=1000) -> torch.Tensor:
+def sample_box(lower: torch.Tensor, upper: torch.Tensor, rng, n_random=700) -> torch.Tensor:
     """Points of one box: uniform, corners (all when few) and boundary points."""
     shape = tuple(lower.shape)
     lo, hi = lower.reshape(-1).numpy(), upper.reshape(-1).numpy()

@@ -3,6 +3,8 @@ residual Adds/pooling, for every domain, for bound_outputs and bound_linear."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from domain_cases import check_contains, sample_box
@@ -14,6 +16,10 @@ from prover.ir import ops
 from prover.ir.graph import Graph, Node
 
 DOMAINS = [get_domain("interval"), get_domain("zonotope")]
+PLAIN = (
+    functools.partial(DOMAINS[1].bound_outputs, interval_hints=False),
+    functools.partial(DOMAINS[1].bound_linear, interval_hints=False),
+)
 ACTIVATIONS = st.sampled_from(["relu", "sigmoid", "tanh", "leaky", "none", "abs"])
 
 
@@ -89,9 +95,10 @@ def _check(graph: Graph, rng: np.random.Generator) -> None:
     lower, upper = torch.from_numpy(center - radius), torch.from_numpy(center + radius)
     C = torch.from_numpy(rng.normal(size=(2, graph.output_size)))
     points = [sample_box(lower[b], upper[b], rng, 300) for b in range(2)]
-    for domain in DOMAINS:
-        lo, hi = domain.bound_outputs(graph, lower, upper)
-        linear = domain.bound_linear(graph, lower, upper, C)
+    methods = [(d.bound_outputs, d.bound_linear) for d in DOMAINS] + [PLAIN]
+    for bound_outputs, bound_linear in methods:
+        lo, hi = bound_outputs(graph, lower, upper)
+        linear = bound_linear(graph, lower, upper, C)
         assert torch.isfinite(lo).all() and torch.isfinite(hi).all()
         for b in range(2):
             y = check_contains(graph, points[b], lo[b], hi[b])

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from domains import get_domain
+from domains.zonotope.api import propagate as propagate_zonotope
 from prover.errors import RegionError, ShapeError
 from prover.ir import ops
 from prover.ir.graph import Graph, Node
@@ -48,7 +49,32 @@ def test_relu_of_difference_interval():
 
 def test_relu_of_difference_zonotope():
     # DeepZ: lambda = 2/4, mu = 2 * 2 / (2 * 4) = 0.5, y = 0.5 d + 0.5 + 0.5 e: [-1, 2].
-    assert_outward(ZONOTOPE.bound_outputs(RELU_DIFF, *box([-1, -1], [1, 1])), -1.0, 2.0)
+    z = propagate_zonotope(RELU_DIFF, *box([-1, -1], [1, 1]), interval_hints=False)
+    assert_outward(z.bounds(), -1.0, 2.0)
+    # With the interval hints (the default), the intersection [0, 2].
+    assert_outward(ZONOTOPE.bound_outputs(RELU_DIFF, *box([-1, -1], [1, 1])), 0.0, 2.0)
+
+
+def test_zonotope_never_looser_than_interval():
+    rng = np.random.default_rng(3)
+    net = graph(
+        4,
+        Node("h", ops.Gemm(rng.normal(size=(6, 4)), rng.normal(size=6)), ("x",)),
+        Node("r", ops.Relu(), ("h",)),
+        Node("h2", ops.Gemm(rng.normal(size=(6, 6)), rng.normal(size=6)), ("r",)),
+        Node("r2", ops.Sigmoid(), ("h2",)),
+        Node("y", ops.Gemm(rng.normal(size=(3, 6)), rng.normal(size=3)), ("r2",)),
+    )
+    lower = torch.from_numpy(rng.uniform(-1, 0, size=(8, 4)))
+    upper = lower + torch.from_numpy(rng.uniform(0, 2, size=(8, 4)))
+    zlo, zhi = ZONOTOPE.bound_outputs(net, lower, upper)
+    ilo, ihi = INTERVAL.bound_outputs(net, lower, upper)
+    assert (zlo >= ilo).all() and (zhi <= ihi).all()
+    plain = propagate_zonotope(net, lower, upper, interval_hints=False).bounds()
+    assert (zhi - zlo <= plain[1] - plain[0]).all()
+    C = torch.from_numpy(rng.normal(size=(4, 3)))
+    zlin = ZONOTOPE.bound_linear(net, lower, upper, C)
+    assert (zlin >= INTERVAL.bound_linear(net, lower, upper, C)).all()
 
 
 def test_stable_relu_is_exact():
@@ -69,6 +95,16 @@ def test_zonotope_exact_on_affine_nets():
     assert_outward(ZONOTOPE.bound_outputs(net, *box(lo, hi)), exact_lo, exact_hi)
     ilo, ihi = INTERVAL.bound_outputs(net, *box(lo, hi))
     assert (ihi - ilo > torch.from_numpy(exact_hi - exact_lo) + 1e-6).any()
+    # The same net behind a Reshape from (3, 1) (the input generators' fast path).
+    reshaped = Graph(
+        (("x", (3, 1)),),
+        (Node("f", ops.Reshape((3,)), ("x",)),)
+        + tuple(Node(n.name, n.op, ("f",) if n.inputs == ("x",) else n.inputs) for n in net.nodes),
+        "y",
+    )
+    lower, upper = box(lo, hi)
+    bounds = ZONOTOPE.bound_outputs(reshaped, lower.reshape(1, 3, 1), upper.reshape(1, 3, 1))
+    assert_outward(bounds, exact_lo, exact_hi)
     C = torch.tensor([[1.0, -1.0]], dtype=torch.float64)
     d = w[0] - w[1]
     exact = d @ c + b[0] - b[1] - np.abs(d) @ r
@@ -185,3 +221,6 @@ def test_bad_boxes_are_rejected():
             domain.bound_outputs(RELU_DIFF, *box([0, 0, 0], [1, 1, 1]))
         with pytest.raises(RegionError):
             domain.bound_outputs(RELU_DIFF, *box([1, 0], [0, 1]))
+        with pytest.raises(RegionError):
+            lower, upper = box([0, 0], [1, 1])
+            domain.bound_outputs(RELU_DIFF, lower.float(), upper.float())

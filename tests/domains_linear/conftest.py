@@ -27,7 +27,7 @@ def chain(input_shape, layers, name="net"):
 def mlp(rng, widths, activation=ops.Relu, scale=1.0):
     """Random fully connected network with ``widths = [n_in, h1, ..., n_out]``."""
     layers = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=False)):
         layers.append(ops.Gemm(rng.normal(size=(b, a)) * scale, rng.normal(size=b) * 0.5))
         if i < len(widths) - 2:
             layers.append(activation())
@@ -68,20 +68,20 @@ def outputs(graph, pts):
 
 def interval_bounds(graph, lower, upper):
     """Plain interval propagation for Gemm/ReLU chains (no rounding care; for comparison)."""
-    l, u = lower.reshape(lower.shape[0], -1), upper.reshape(upper.shape[0], -1)
+    lb, ub = lower.reshape(lower.shape[0], -1), upper.reshape(upper.shape[0], -1)
     for node in graph.nodes:
         op = node.op
         if isinstance(op, ops.Gemm):
             w = torch.tensor(op.weight)
-            c, r = (l + u) / 2, (u - l) / 2
+            c, r = (lb + ub) / 2, (ub - lb) / 2
             c = c @ w.T + torch.tensor(op.bias)
             r = r @ w.abs().T
-            l, u = c - r, c + r
+            lb, ub = c - r, c + r
         elif isinstance(op, ops.Relu):
-            l, u = l.clamp(min=0), u.clamp(min=0)
+            lb, ub = lb.clamp(min=0), ub.clamp(min=0)
         else:
             raise NotImplementedError(type(op))
-    return l, u
+    return lb, ub
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import torch
 import domains.linear.api as api
 import domains.linear.engine as engine
 from domains import get_domain
-from prover.errors import ProverError, RegionError, ShapeError, UnsupportedOperation
+from prover.errors import GraphError, ProverError, RegionError, ShapeError, UnsupportedOperation
 from prover.ir import ops
 from prover.ir.graph import Graph, Node
 
@@ -25,7 +25,9 @@ def test_registered_domains_follow_the_contract(h):
         assert (lo <= hi).all()
         out = domain.bound_linear(graph, lower, upper, torch.eye(2, dtype=torch.float64))
         assert out.shape == (2, 2)
-        batched = domain.bound_linear(graph, lower, upper, torch.eye(2, dtype=torch.float64).repeat(2, 1, 1))
+        batched = domain.bound_linear(
+            graph, lower, upper, torch.eye(2, dtype=torch.float64).repeat(2, 1, 1)
+        )
         assert torch.equal(out, batched)
         assert domain.table.supports(ops.Conv) and not domain.table.supports(ops.Mul)
 
@@ -52,7 +54,9 @@ def test_bad_inputs_raise_prover_errors(h):
     with pytest.raises(ShapeError):
         api.bound_linear(graph, torch.zeros(1, 3), torch.ones(1, 3), torch.ones(2, 5))
     with pytest.raises(ProverError):
-        api.linear_bounds(graph, torch.zeros(1, 3), torch.ones(1, 3), torch.ones(1, 2), policy="magic")
+        api.linear_bounds(
+            graph, torch.zeros(1, 3), torch.ones(1, 3), torch.ones(1, 2), policy="magic"
+        )
     with pytest.raises(ShapeError):
         api.linear_bounds(
             graph,
@@ -60,6 +64,14 @@ def test_bad_inputs_raise_prover_errors(h):
             torch.ones(1, 3),
             torch.ones(1, 2),
             splits={"v0": torch.zeros(1, 7, dtype=torch.int8)},
+        )
+    with pytest.raises(GraphError, match="not the input of a Relu"):
+        api.linear_bounds(
+            graph,
+            torch.zeros(1, 3),
+            torch.ones(1, 3),
+            torch.ones(1, 2),
+            splits={"v1": torch.zeros(1, 4, dtype=torch.int8)},
         )
 
 

@@ -28,7 +28,9 @@ def test_relu_difference_over_the_square():
     # relu(x1) >= 0 * x1 (u = -l: slope 0), relu(x2) <= x2/2 + 1/2 <= 1: y >= -1, and
     # symmetrically y <= 1. Both are the exact extremes.
     g = _relu_difference()
-    lo, hi = bound_outputs(g, -torch.ones(1, 2, dtype=torch.float64), torch.ones(1, 2, dtype=torch.float64))
+    lo, hi = bound_outputs(
+        g, -torch.ones(1, 2, dtype=torch.float64), torch.ones(1, 2, dtype=torch.float64)
+    )
     assert lo.item() <= -1.0 and lo.item() == pytest.approx(-1.0, abs=1e-12)
     assert hi.item() >= 1.0 and hi.item() == pytest.approx(1.0, abs=1e-12)
 
@@ -42,7 +44,9 @@ def test_two_two_one_net_where_crown_is_exact():
         Node("y", ops.Gemm(np.array([[1.0, -1.0]]), np.zeros(1)), ("r",)),
     )
     g = Graph((("x", (2,)),), nodes, "y")
-    lo, hi = bound_outputs(g, torch.ones(1, 2, dtype=torch.float64), 2 * torch.ones(1, 2, dtype=torch.float64))
+    lo, hi = bound_outputs(
+        g, torch.ones(1, 2, dtype=torch.float64), 2 * torch.ones(1, 2, dtype=torch.float64)
+    )
     assert lo.item() == pytest.approx(-1.0, abs=1e-12) and lo.item() <= -1.0
     assert hi.item() == pytest.approx(1.0, abs=1e-12) and hi.item() >= 1.0
 
@@ -70,6 +74,10 @@ def test_split_constraints_by_hand():
     assert r.lower[0, 0].item() == pytest.approx(-1.0, abs=1e-12)
     assert -r.lower[0, 1].item() == pytest.approx(1.0, abs=1e-12)
     assert not r.infeasible.any()
+    # beta-CROWN: -y >= x2 - beta x2 (beta >= 0 multiplies x2 >= 0); beta = 1 gives y <= 0.
+    r = linear_bounds(g, lo, hi, C, splits=split, alpha_steps=40, beta=True)
+    assert -1e-6 < -r.lower[0, 1].item() <= 1e-6 and r.betas["a"].shape == (1, 2, 2)
+    assert r.lower[0, 0].item() == pytest.approx(-1.0, abs=1e-12)
     # Both inactive: y = 0 on the region.
     r = linear_bounds(g, lo, hi, C, splits={"a": torch.tensor([[-1, -1]], dtype=torch.int8)})
     assert r.lower[0, 0].item() == pytest.approx(0.0, abs=1e-12) and r.lower[0, 0] <= 0
@@ -78,7 +86,13 @@ def test_split_constraints_by_hand():
     r = linear_bounds(g, lo, hi, C)
     assert r.lower[0].tolist() == pytest.approx([-1.0, -1.0], abs=1e-12)
     # A split that contradicts the box: x1 in [0.5, 1] forced inactive.
-    r = linear_bounds(g, torch.tensor([[0.5, -1.0]]), hi, C, splits={"a": torch.tensor([[-1, 0]], dtype=torch.int8)})
+    r = linear_bounds(
+        g,
+        torch.tensor([[0.5, -1.0]]),
+        hi,
+        C,
+        splits={"a": torch.tensor([[-1, 0]], dtype=torch.int8)},
+    )
     assert r.infeasible.tolist() == [True]
     assert torch.isinf(r.lower).all() and (r.lower > 0).all()
 
@@ -86,8 +100,11 @@ def test_split_constraints_by_hand():
 def _exact_mlp(weights, biases, x):
     """Exact rational evaluation of a ReLU MLP on float weights."""
     v = [Fraction(float(t)) for t in x]
-    for i, (w, b) in enumerate(zip(weights, biases)):
-        v = [sum((Fraction(float(w[j, k])) * v[k] for k in range(len(v))), Fraction(float(b[j]))) for j in range(w.shape[0])]
+    for i, (w, b) in enumerate(zip(weights, biases, strict=False)):
+        v = [
+            sum((Fraction(float(w[j, k])) * v[k] for k in range(len(v))), Fraction(float(b[j])))
+            for j in range(w.shape[0])
+        ]
         if i < len(weights) - 1:
             v = [max(t, Fraction(0)) for t in v]
     return v
@@ -99,10 +116,10 @@ def test_point_boxes_contain_the_exact_real_value(seed):
     # error widening they would sit on the wrong side of the exact value about half the time.
     rng = np.random.default_rng(seed)
     widths = [4, 8, 8, 3]
-    weights = [rng.normal(size=(b, a)) * 3 for a, b in zip(widths[:-1], widths[1:])]
+    weights = [rng.normal(size=(b, a)) * 3 for a, b in zip(widths[:-1], widths[1:], strict=False)]
     biases = [rng.normal(size=b) for b in widths[1:]]
     layers = []
-    for i, (w, b) in enumerate(zip(weights, biases)):
+    for i, (w, b) in enumerate(zip(weights, biases, strict=False)):
         layers.append(Node(f"g{i}", ops.Gemm(w, b), (f"r{i - 1}" if i else "x",)))
         if i < len(weights) - 1:
             layers.append(Node(f"r{i}", ops.Relu(), (f"g{i}",)))

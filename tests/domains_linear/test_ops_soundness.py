@@ -24,17 +24,21 @@ def _gemm(rng, n_in, n_out):
 
 def _conv(rng, c_in, c_out, **kw):
     group = kw.get("group", 1)
-    return ops.Conv(rng.normal(size=(c_out, c_in // group, 3, 3)) * 0.5, rng.normal(size=c_out) * 0.3, **kw)
+    return ops.Conv(
+        rng.normal(size=(c_out, c_in // group, 3, 3)) * 0.5, rng.normal(size=c_out) * 0.3, **kw
+    )
 
 
-def _vector(op):
+def _vector(op, pre=None):
     def build(rng):
-        nodes = (
-            Node("g0", _gemm(rng, 3, 5), ("x",)),
-            Node("op", op(rng), ("g0",)),
+        nodes = [Node("g0", _gemm(rng, 3, 5), ("x",))]
+        if pre is not None:
+            nodes.append(Node("shift", pre(rng), ("g0",)))
+        nodes += [
+            Node("op", op(rng), (nodes[-1].name,)),
             Node("g1", _gemm(rng, 5, 3), ("op",)),
-        )
-        return Graph((("x", (3,)),), nodes, "g1")
+        ]
+        return Graph((("x", (3,)),), tuple(nodes), "g1")
 
     return build
 
@@ -76,14 +80,25 @@ CASES = {
     "Gemm+Relu": _vector(lambda rng: ops.Relu()),
     "AddConst": _vector(lambda rng: ops.AddConst(rng.normal(size=5))),
     "MulConst": _vector(lambda rng: ops.MulConst(rng.normal(size=5))),
-    "DivConst": _vector(lambda rng: ops.DivConst(rng.uniform(0.5, 2.0, size=5) * rng.choice([-1, 1], 5))),
+    "DivConst": _vector(
+        lambda rng: ops.DivConst(rng.uniform(0.5, 2.0, size=5) * rng.choice([-1, 1], 5))
+    ),
     "Neg": _vector(lambda rng: ops.Neg()),
     "LeakyRelu0.1": _vector(lambda rng: ops.LeakyRelu(0.1)),
     "LeakyRelu-0.5": _vector(lambda rng: ops.LeakyRelu(-0.5)),
     "LeakyRelu2": _vector(lambda rng: ops.LeakyRelu(2.0)),
     "Sigmoid": _vector(lambda rng: ops.Sigmoid()),
     "Tanh": _vector(lambda rng: ops.Tanh()),
-    "Conv-group": _spatial(lambda rng: _conv(rng, 3, 3, group=3, strides=(2, 1), pads=(1, 0, 0, 1))),
+    # Shifted so that some inputs lie wholly in the convex or the concave part.
+    "Sigmoid-shifted": _vector(
+        lambda rng: ops.Sigmoid(), pre=lambda rng: ops.AddConst(rng.choice([-4.0, 4.0], 5))
+    ),
+    "Tanh-shifted": _vector(
+        lambda rng: ops.Tanh(), pre=lambda rng: ops.AddConst(rng.choice([-3.0, 3.0], 5))
+    ),
+    "Conv-group": _spatial(
+        lambda rng: _conv(rng, 3, 3, group=3, strides=(2, 1), pads=(1, 0, 0, 1))
+    ),
     "Conv-dilated": _spatial(lambda rng: _conv(rng, 3, 2, dilations=(2, 1), pads=(2, 1, 0, 0))),
     "MaxPool": _spatial(lambda rng: ops.MaxPool((2, 2), (2, 2))),
     "MaxPool-ceil-pad": _spatial(
@@ -102,11 +117,19 @@ CASES = {
     "Add": _two_inputs(lambda rng: [Node("s", ops.Add(), ("r", "g"))], 4),
     "Sub": _two_inputs(lambda rng: [Node("s", ops.Sub(), ("g", "r"))], 4),
     "Add-broadcast": _two_inputs(
-        lambda rng: [Node("k", ops.ReduceSum((0,), keepdims=True), ("r",)), Node("s", ops.Add(), ("g", "k"))], 4
+        lambda rng: [
+            Node("k", ops.ReduceSum((0,), keepdims=True), ("r",)),
+            Node("s", ops.Add(), ("g", "k")),
+        ],
+        4,
     ),
     "Concat": _two_inputs(lambda rng: [Node("s", ops.Concat(0), ("r", "g"))], 8),
     "ConstantOf": _two_inputs(
-        lambda rng: [Node("k", ops.ConstantOf(rng.normal(size=4)), ()), Node("s", ops.Add(), ("r", "k"))], 4
+        lambda rng: [
+            Node("k", ops.ConstantOf(rng.normal(size=4)), ()),
+            Node("s", ops.Add(), ("r", "k")),
+        ],
+        4,
     ),
 }
 

@@ -29,7 +29,7 @@ def affine_layers(graph: Graph) -> tuple[list[tuple[torch.Tensor, torch.Tensor]]
         op = node.op
         if isinstance(op, ops.Gemm):
             w = torch.from_numpy(np.array(op.weight, dtype=np.float64))
-            W, b = w @ W, w @ b + torch.from_numpy(np.asarray(op.bias, dtype=np.float64))
+            W, b = w @ W, w @ b + torch.from_numpy(np.array(op.bias, dtype=np.float64))
         elif isinstance(op, ops.AddConst):
             size = b.shape[0]
             value = np.broadcast_to(np.asarray(op.value, dtype=np.float64), graph.shapes[node.name])

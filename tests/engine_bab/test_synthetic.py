@@ -80,7 +80,12 @@ def assert_tree_sound(tree, graph, box, polytopes, samples=400, seed=0):
                 assert p.C[row] @ y > p.d[row]
 
 
-def test_identity_gap_needs_splitting_and_holds():
+@pytest.mark.parametrize(
+    "config",
+    [{}, {"lookahead": 3}, {"lookahead": 2, "lookahead_score": "min", "starve": 0.0}],
+    ids=["default", "lookahead", "lookahead-min"],
+)
+def test_identity_gap_needs_splitting_and_holds(config):
     graph = identity_gap_net()
     box = Box([-1.0, -1.0], [1.0, 1.0])
     unsafe = [Polytope([[1.0]], [-0.05]), Polytope([[-1.0]], [-0.05])]  # |y| >= 0.05
@@ -91,7 +96,7 @@ def test_identity_gap_needs_splitting_and_holds():
         torch.tensor([[1.0], [-1.0]], dtype=torch.float64),
     )
     assert not bool((root.lower > -0.05).all()), "the root alone must not close it"
-    out = _bab(graph, box, unsafe)
+    out = _bab(graph, box, unsafe, **config)
     assert out.verdict is Verdict.HOLDS, out.reason
     assert count_leaves(out.tree) == out.stats["leaves"] > 1
     assert_tree_sound(out.tree, graph, box, unsafe)
@@ -220,13 +225,14 @@ def _random_net(seed: int, n_in: int = 2, hidden: int = 6) -> Graph:
     seed=st.integers(0, 10_000),
     threshold=st.floats(-1.0, 1.5),
     mode=st.sampled_from(["input", "relu"]),
+    lookahead=st.sampled_from([1, 3]),
 )
-def test_random_nets_agree_with_sampling(seed, threshold, mode):
+def test_random_nets_agree_with_sampling(seed, threshold, mode, lookahead):
     """Unsafe: y0 - y1 >= threshold. HOLDS must survive dense sampling; VIOLATED is real."""
     graph = _random_net(seed)
     box = Box([-1.0, -1.0], [1.0, 1.0])
     unsafe = [Polytope([[-1.0, 1.0]], [-threshold])]
-    out = _bab(graph, box, unsafe, deadline=10.0, mode=mode)
+    out = _bab(graph, box, unsafe, deadline=10.0, mode=mode, lookahead=lookahead)
     grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, 81)] * 2), -1).reshape(-1, 2)
     ys = semantics.run(graph, torch.from_numpy(grid)).numpy()
     reachable = bool(((ys[:, 0] - ys[:, 1]) >= threshold).any())
@@ -256,3 +262,40 @@ def test_toy_crown_is_sound_by_sampling():
     y = semantics.run(graph, x.reshape(-1, 3)).reshape(8, 500, 2)
     assert bool(((y @ C.T) >= res.lower[:, None] - 1e-12).all())
     assert bool(((y @ C.T) >= (x @ res.A.transpose(1, 2) + res.c[:, None]) - 1e-9).all())
+
+
+def _library_bounder():
+    try:
+        from prover.engine.leaves import LinearBounder
+
+        return LinearBounder("crown", alpha_steps=5)
+    except Exception:  # the library domain is tested in its own suite
+        return None
+
+
+@pytest.mark.skipif(_library_bounder() is None, reason="domains.linear not available")
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    threshold=st.floats(-1.0, 1.5),
+    mode=st.sampled_from(["input", "relu"]),
+)
+def test_library_crown_agrees_with_sampling(seed, threshold, mode):
+    """The same check through the library's CROWN / alpha-CROWN with split constraints."""
+    graph = _random_net(seed)
+    box = Box([-1.0, -1.0], [1.0, 1.0])
+    unsafe = [Polytope([[-1.0, 1.0]], [-threshold])]
+    sub = Subproblem(box, tuple(unsafe))
+    cfg = BabConfig(bounder=_library_bounder(), mode=mode)
+    out = branch_and_bound(graph, sub, OPTIONS, time.monotonic() + 10, config=cfg)
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, 81)] * 2), -1).reshape(-1, 2)
+    ys = semantics.run(graph, torch.from_numpy(grid)).numpy()
+    reachable = bool(((ys[:, 0] - ys[:, 1]) >= threshold).any())
+    if out.verdict is Verdict.HOLDS:
+        assert not reachable
+        assert_tree_sound(out.tree, graph, box, unsafe, samples=200, seed=seed)
+    elif out.verdict is Verdict.VIOLATED:
+        y = semantics.evaluate(graph, out.counterexample)
+        assert box.contains(out.counterexample) and y[0] - y[1] >= threshold
+    if reachable:
+        assert out.verdict is not Verdict.HOLDS

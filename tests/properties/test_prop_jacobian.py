@@ -178,3 +178,39 @@ def test_cnn_bounds_contain_local_jacobians(seed: int, radius: float) -> None:
     for J in local_jacobians(graph, points):
         slack = 1e-9 * (1 + np.abs(J))
         assert np.all(J >= bounds.lower - slack) and np.all(J <= bounds.upper + slack)
+
+
+def _deep_relu(seed: int) -> Graph:
+    rng = np.random.default_rng(seed)
+    nodes, last = [], "x"
+    for k, (a, b) in enumerate([(4, 12), (12, 12), (12, 12), (12, 3)]):
+        nodes.append(Node(f"g{k}", ops.Gemm(rng.normal(size=(b, a)), rng.normal(size=b)), (last,)))
+        last = f"g{k}"
+        if k < 3:
+            nodes.append(Node(f"r{k}", ops.Relu(), (last,)))
+            last = f"r{k}"
+    return Graph((("x", (4,)),), tuple(nodes), last)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), radius=st.floats(0.001, 0.3))
+def test_refined_bounds_still_contain_local_jacobians(seed: int, radius: float) -> None:
+    graph = _deep_relu(seed)
+    center = np.random.default_rng(seed).normal(size=4)
+    box = Box(center - radius, center + radius)
+    bounds = jacobian_bounds(graph, box, refine=("zonotope", "crown"))
+    points = np.random.default_rng(seed + 1).uniform(box.lower, box.upper, size=(30, 4))
+    for J in local_jacobians(graph, points):
+        slack = 1e-9 * (1 + np.abs(J))
+        assert np.all(J >= bounds.lower - slack) and np.all(J <= bounds.upper + slack)
+
+
+def test_refinement_tightens_a_deep_relu_network() -> None:
+    graph = _deep_relu(1)
+    center = np.random.default_rng(1).normal(size=4)
+    box = Box(center - 0.2, center + 0.2)
+    plain = jacobian_bounds(graph, box).lipschitz()
+    refined = jacobian_bounds(graph, box, refine=("zonotope",)).lipschitz()
+    assert refined < 0.75 * plain
+    observed = np.abs(local_jacobians(graph, center[None, :])[0]).sum(axis=1).max()
+    assert observed <= refined

@@ -145,3 +145,35 @@ def test_parse_claim_structure():
     assert [b.name for b in parsed.binders] == ["x", "i"]
     assert parsed.binders[0].domain.dim == 5
     assert (parsed.binders[1].domain.lo, parsed.binders[1].domain.hi) == (0, 4)
+
+
+def test_alternating_quantifiers_false_closed_formula():
+    result = claim("exists x in R: forall y in R: y*y < x")
+    assert result.verdict is Verdict.VIOLATED
+    assert result.method == "z3"
+
+
+def test_box_witness_lies_in_the_exact_box():
+    from fractions import Fraction
+
+    result = claim("forall x in [0, 0.1]: x < 0.1")
+    assert result.verdict is Verdict.VIOLATED
+    assert result.stats["witness_exact"] == ["1/10"]
+    result = claim("exists x in [0.1, 0.2]^2: x[0] + x[1] > 0.35")
+    assert result.verdict is Verdict.HOLDS
+    for value in result.stats["witness"]["x"]:
+        assert Fraction(1, 10) <= Fraction(float(value)) <= Fraction(2, 10)
+
+
+def test_undefined_term_is_reported():
+    result = claim("forall x in R: log(x) <= x")
+    assert result.verdict is Verdict.VIOLATED
+    assert result.counterexample[0] <= 0
+    assert "undefined" in result.reason
+    assert claim("forall x in [1, 100]: log(x) <= x").verdict is not Verdict.VIOLATED
+
+
+def test_expansion_limit_gives_unknown():
+    result = claim("forall x in R^1000, i in 0..999, j in 0..999: x[i] <= x[j] or x[i] > x[j]")
+    assert result.verdict is Verdict.UNKNOWN
+    assert "cases" in result.reason

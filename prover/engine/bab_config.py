@@ -1,0 +1,80 @@
+"""Settings and result of branch and bound (:mod:`prover.engine.bab`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from prover.engine.leaves import Bounder
+from prover.engine.proof import ProofTree
+from prover.result import Verdict
+
+
+@dataclass(frozen=True)
+class BabConfig:
+    """Tuning of the search (the defaults suit ACAS Xu and MNIST-FC on a CPU).
+
+    Attributes:
+        batch: leaves bounded per round.
+        mode: "auto" (input splits for inputs of at most ``input_dims`` values or when
+            the bounder takes no split constraints, ReLU splits otherwise), "input" or "relu".
+        input_dims: the largest input size split on its inputs in "auto" mode.
+        max_depth: deepest leaf allowed; deeper open leaves make the answer UNKNOWN.
+        alpha: re-bound unclosed leaves with optimised slopes ("auto": in ReLU mode).
+        checks_per_round: at most this many candidate replays per round.
+        descent_points: candidates refined by gradient descent per round.
+        descent_steps: gradient steps of that refinement (0: none).
+        heuristic: input-split scores, see :func:`branching.input_scores`.
+        starve: split a dimension once it is this many times wider than the one the
+            scores pick (0: never); see :func:`branching.input_scores`.
+        lookahead: above 1, strong branching on input splits: the best
+            ``lookahead - 1`` dimensions by score and the widest one are tried by bounding
+            both halves, and the best is kept (the halves' bounds are reused).
+        lookahead_score: how tried splits are compared: "sum" of the halves' clipped
+            gaps, or "min" (the worse half).
+        multi_split: at most this many bisections of a leaf in one round (while the
+            stack holds less than a batch).
+        reuse_intermediate: children inherit the parent's pre-activation bounds (the
+            bounder intersects them with its own; costs memory per open leaf).
+        log_every: seconds between progress messages (INFO).
+        bounder: the bounding method; None picks the best available domain.
+    """
+
+    batch: int = 1024
+    mode: str = "auto"
+    input_dims: int = 32
+    max_depth: int = 400
+    alpha: str = "auto"
+    checks_per_round: int = 8
+    descent_points: int = 32
+    descent_steps: int = 8
+    reuse_intermediate: bool = True
+    heuristic: str = "sum"
+    multi_split: int = 1
+    lookahead: int = 1
+    starve: float = 32.0
+    lookahead_score: str = "sum"
+    log_every: float = 5.0
+    bounder: Bounder | None = None
+
+
+@dataclass(frozen=True)
+class BabOutcome:
+    """What branch and bound found.
+
+    Attributes:
+        verdict: HOLDS (tree given), VIOLATED (counterexample given) or UNKNOWN.
+        counterexample: a replayed input of shape ``graph.input_shape``, or None.
+        tree: the proof tree when HOLDS, else None.
+        stats: leaves (closed), max_depth, domain_calls, bounded (leaves bounded),
+            time (seconds), mode, method.
+        reason: why it is UNKNOWN, or a short description.
+    """
+
+    verdict: Verdict
+    counterexample: np.ndarray | None = None
+    tree: ProofTree | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""

@@ -1,0 +1,10 @@
+"""Suite-wide settings: one torch thread.
+
+The suite runs many tiny tensor operations; on a 2-core machine that also runs other work,
+torch's thread pool made them up to hundreds of times slower. One thread keeps the suite's
+run time predictable; it changes no result.
+"""
+
+import torch
+
+torch.set_num_threads(1)

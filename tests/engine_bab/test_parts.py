@@ -1,0 +1,127 @@
+"""Unit tests of the branch-and-bound parts: the search record, closing rule, branching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from prover.engine.branching import choose_relu, input_scores, relu_scores
+from prover.engine.leaves import LeafBounds, Rows, candidates, close_mask
+from prover.engine.proof import Closed, InputSplit, ReluSplit, count_leaves
+from prover.engine.record import SearchRecord
+from prover.spec import Polytope
+
+
+def test_record_builds_nested_tree():
+    record = SearchRecord()
+    below, above = record.split_input(0, 1, 0.5)
+    inactive, active = record.split_relu(above, "h", 3)
+    record.close(below, Closed("linear", {"rows": [0]}))
+    record.close(inactive, Closed("infeasible"))
+    record.close(active, Closed("interval"))
+    tree = record.build()
+    assert isinstance(tree, InputSplit) and (tree.dim, tree.value) == (1, 0.5)
+    assert tree.below == Closed("linear", {"rows": [0]})
+    assert isinstance(tree.above, ReluSplit) and (tree.above.node, tree.above.index) == ("h", 3)
+    assert tree.above.inactive.rule == "infeasible" and tree.above.active.rule == "interval"
+    assert count_leaves(tree) == 3
+
+
+def test_record_refuses_open_leaves_and_double_use():
+    record = SearchRecord()
+    below, _ = record.split_input(0, 0, 0.0)
+    record.close(below, Closed("interval"))
+    with pytest.raises(ValueError):
+        record.build()  # the "above" leaf is open
+    with pytest.raises(ValueError):
+        record.close(below, Closed("interval"))
+    with pytest.raises(ValueError):
+        record.split_input(0, 1, 0.0)
+
+
+def test_record_deep_chain_builds_without_recursion():
+    record = SearchRecord()
+    node = 0
+    for _ in range(5000):
+        below, node = record.split_input(node, 0, 0.0)
+        record.close(below, Closed("interval"))
+    record.close(node, Closed("interval"))
+    assert count_leaves(record.build()) == 5001
+
+
+def _rows() -> Rows:
+    polytopes = (
+        Polytope([[1.0, 0.0], [0.0, 1.0]], [0.0, 1.0]),
+        Polytope([[-1.0, 0.0]], [2.0]),
+    )
+    return Rows.stack(polytopes, 2)
+
+
+def test_close_mask_needs_strict_finite_bounds():
+    rows = _rows()
+    lower = torch.tensor(
+        [
+            [0.5, -9.0, 2.5],  # row 0 of p0 > 0, p1: 2.5 > 2
+            [0.0, 1.0, 3.0],  # equal is not enough: p0 open
+            [float("nan"), 2.0, float("inf")],  # p0 by row 1; inf never proves
+        ],
+        dtype=torch.float64,
+    )
+    excluded, row = close_mask(lower, rows)
+    assert excluded.tolist() == [[True, True], [False, True], [True, False]]
+    assert row[0, 0] == 0 and row[2, 0] == 1
+
+
+def test_candidates_are_box_corners_minimising_the_linear_bound():
+    rows = _rows()
+    lo = torch.tensor([[-1.0, -2.0]], dtype=torch.float64)
+    up = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
+    A = torch.tensor([[[1.0, -1.0], [0.0, 2.0], [-3.0, 0.0]]], dtype=torch.float64)
+    bounds = LeafBounds(lower=torch.tensor([[-1.0, -5.0, 0.0]], dtype=torch.float64), A=A)
+    points = candidates(lo, up, bounds, rows)[0]
+    assert points[0].tolist() == [0.0, 0.0]  # center
+    assert points[1].tolist() == [-1.0, 2.0]  # tightest row of p0 is row 0: min x0 - x1
+    assert points[2].tolist() == [-1.0, -2.0]  # sum of p0's rows: x0 + x1
+    assert points[3].tolist() == [1.0, 2.0]  # p1: min -3 x0; x1 (coefficient 0) at upper
+
+
+def test_input_scores_prefer_influential_wide_dims_and_skip_degenerate_ones():
+    rows = Rows.stack((Polytope([[1.0, 0.0]], [0.0]),), 2)
+    lo = torch.tensor([[0.0, 0.0, 0.0]], dtype=torch.float64)
+    up = torch.tensor([[1.0, 1.0, 0.0]], dtype=torch.float64)
+    A = torch.tensor([[[0.1, 5.0, 7.0]]], dtype=torch.float64)
+    bounds = LeafBounds(lower=torch.tensor([[-1.0]], dtype=torch.float64), A=A)
+    opened = torch.ones((1, 1), dtype=torch.bool)
+    width = torch.ones(3, dtype=torch.float64)
+    scores = input_scores(lo, up, width, bounds, rows, opened)
+    assert scores[0].argmax() == 1
+    assert scores[0, 2] == -np.inf  # zero width cannot be split
+    plain = input_scores(lo, up, width, LeafBounds(lower=bounds.lower), rows, opened)
+    assert torch.isfinite(plain[0, :2]).all() and plain[0, 2] == -np.inf
+
+
+def test_relu_choice_maps_back_to_layer_and_neuron():
+    f64 = torch.float64
+    inter = {
+        "a": (torch.tensor([[-1.0, 1.0]], dtype=f64), torch.tensor([[1.0, 2.0]], dtype=f64)),
+        "b": (
+            torch.tensor([[-4.0, -1.0, -2.0]], dtype=f64),
+            torch.tensor([[4.0, 1.0, -1.0]], dtype=f64),
+        ),
+    }
+    splits = {
+        "a": torch.zeros((1, 2), dtype=torch.int8),
+        "b": torch.zeros((1, 3), dtype=torch.int8),
+    }
+    scores = relu_scores(inter, splits, ["a", "b"])
+    layer, neuron, ok = choose_relu(scores, [2, 3])
+    assert (int(layer), int(neuron), bool(ok)) == (1, 0, True)  # b[0]: gap 4*4/8 = 2
+    splits["b"][0, 0] = 1
+    layer, neuron, ok = choose_relu(relu_scores(inter, splits, ["a", "b"]), [2, 3])
+    assert (int(layer), int(neuron)) in ((0, 0), (1, 1))  # both gaps 0.5: lowest index wins
+    assert (int(layer), int(neuron)) == (0, 0)
+    splits["a"][0, 0] = -1
+    splits["b"][0, 1] = 1
+    _, _, ok = choose_relu(relu_scores(inter, splits, ["a", "b"]), [2, 3])
+    assert not bool(ok)  # nothing unstable and free is left
