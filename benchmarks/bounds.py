@@ -5,10 +5,9 @@ Usage::
     python benchmarks/bounds.py [--root /work/shared/benchmarks/vnncomp] [--repeat 1]
         [--batch]
 
-For every ACAS Xu and MNIST-FC instance whose VNN-LIB file states its input box as plain
-``(assert (<= X_i v))`` / ``(assert (>= X_i v))`` lines (read with a small regex; files
-with disjunctive input regions, ACAS Xu property 6, are skipped), it bounds the network's
-outputs over the box with each domain and prints one row per (domain, benchmark): number
+For every ACAS Xu and MNIST-FC instance, over its VNN-LIB input box(es) (read with the
+VNN-LIB importer; a disjunctive region counts one box per disjunct), it bounds the
+network's outputs over the box with each domain and prints one row per (domain, benchmark): number
 of instances, mean output-bound width, total seconds of ``bound_outputs`` and of
 ``bound_linear`` (with ``C`` = the identity and its negation). With ``--batch`` it also
 times one batched call per network over all of its boxes. Times are wall seconds on this
@@ -19,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import re
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -29,28 +27,24 @@ import torch
 
 from domains import get_domain
 from importers import load_model
+from importers.vnnlib import VNNLib
 
-BOUND = re.compile(r"^\s*\(assert\s+\(([<>]=)\s+X_(\d+)\s+(\S+?)\)\)", re.MULTILINE)
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "vnncomp"
 
 
-def read_box(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """The input box of a VNN-LIB file with plain bound asserts, or None."""
-    lower: dict[int, float] = {}
-    upper: dict[int, float] = {}
-    for op, index, value in BOUND.findall(path.read_text()):
-        target = upper if op == "<=" else lower
-        if int(index) in target:
-            return None
-        target[int(index)] = float(value)
-    if not lower or set(lower) != set(upper) or set(lower) != set(range(len(lower))):
-        return None
-    n = len(lower)
-    return np.array([lower[i] for i in range(n)]), np.array([upper[i] for i in range(n)])
+def read_boxes(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The input boxes of a VNN-LIB file (one per distinct input disjunct)."""
+    spec = VNNLib(path)
+    boxes = {}
+    for box in spec.boxes:
+        lo, hi = np.array(box.lower, dtype=np.float64), np.array(box.upper, dtype=np.float64)
+        boxes[(lo.tobytes(), hi.tobytes())] = (lo, hi)
+    return list(boxes.values())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default="/work/shared/benchmarks/vnncomp")
+    parser.add_argument("--root", default=str(DEFAULT_ROOT))
     parser.add_argument("--benchmarks", nargs="+", default=["acasxu", "mnist_fc"])
     parser.add_argument("--batch", action="store_true", help="also time batched calls")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
@@ -67,13 +61,13 @@ def main() -> None:
         skipped = 0
         with open(folder / "instances.csv") as handle:
             for onnx_path, vnnlib_path, *_ in csv.reader(handle):
-                box = read_box(folder / vnnlib_path)
-                if box is None:
+                found = read_boxes(folder / vnnlib_path)
+                if not found:
                     skipped += 1
                     continue
                 if onnx_path not in graphs:
                     graphs[onnx_path] = load_model(folder / onnx_path)
-                boxes[onnx_path].append(box)
+                boxes[onnx_path].extend(found)
         widths: dict[str, list[float]] = defaultdict(list)
         for domain in domains:
             seconds = linear_seconds = batch_seconds = 0.0
@@ -115,7 +109,7 @@ def main() -> None:
             f"{bench}: zonotope mean width below interval's on {int(np.sum(b < a))} of "
             f"{len(a)} instances; ratio of means {b.mean() / a.mean():.3f}"
         )
-    header = ("domain", "network", "instances", "skipped", "mean width", "bound s", "linear s")
+    header = ("domain", "network", "boxes", "skipped", "mean width", "bound s", "linear s")
     header += ("batched s",)
     print(" | ".join(f"{h:>17}" for h in header))
     for row in rows:

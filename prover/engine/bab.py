@@ -124,6 +124,7 @@ class _Search:
         self.stuck = 0
         self.cost: dict[bool, float] = {}  # seconds per bounded leaf, plain / alpha
         self.replays = 0
+        self.promise: torch.Tensor | None = None
         self.started = time.monotonic()
         self.last_log = self.started
 
@@ -139,6 +140,21 @@ class _Search:
         return mode
 
     # -- one round ---------------------------------------------------------------------
+    def _pop(self, count: int) -> Leaves:
+        """Take ``count`` leaves: the newest (depth first), but a quarter of them are the
+        leaves whose parents' candidates came nearest to an unsafe polytope."""
+        key = ("promise", "")
+        if len(self.open) <= count or key not in self.open.t or count < 4:
+            return self.open.split_off(min(count, len(self.open)))
+        n = len(self.open)
+        pick = torch.zeros(n, dtype=torch.bool)
+        pick[n - (count - count // 4) :] = True
+        promise = torch.where(pick, torch.inf, self.open[key])
+        pick[torch.topk(-promise, count // 4).indices] = True
+        chosen = self.open.take(pick)
+        self.open = self.open.take(~pick)
+        return chosen
+
     def _affordable(self, alpha: bool) -> int:
         """How many leaves one bounder call can take before the deadline (estimated)."""
         left = self.deadline - time.monotonic()
@@ -211,6 +227,7 @@ class _Search:
         with torch.no_grad():
             y = semantics.run(self.graph, flat.reshape(-1, *self.shape))
         score = violation(y.to(torch.float64), self.rows)
+        self.promise = score.reshape(-1, k).min(dim=1).values  # per leaf, for the order
         found = self._replay(flat, score)
         if found is not None or self.config.descent_steps <= 0:
             return found
@@ -245,6 +262,8 @@ class _Search:
             return
         deep = leaves["depth"] >= self.config.max_depth
         inherited = self._inherited(bounds)
+        if self.promise is not None and self.promise.shape[0] == len(leaves):
+            inherited[("promise", "")] = self.promise
         todo = ~deep
         if self.mode == "relu" and bounds.intermediate is not None:
             scores = relu_scores(bounds.intermediate, leaves.splits(self.relus), self.relus)
@@ -371,7 +390,7 @@ class _Search:
         """Bound, close, falsify and split one batch; returns a counterexample or None."""
         probes = 1 + 2 * self.config.lookahead if self.config.lookahead > 1 else 1
         count = min(self.config.batch, len(self.open), self._affordable(False) // probes)
-        leaves = self.open.split_off(max(1, count))
+        leaves = self._pop(max(1, count))
         bounds = self._bound(leaves, alpha=False)
         closed, excluded = self._close(leaves, bounds)
         unclosed = int((~closed).sum())

@@ -17,7 +17,9 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -34,6 +36,8 @@ from prover.spec.properties import Property
 from prover.spec.regions import Box, LinfBall
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Largest finite float32.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -196,7 +200,7 @@ def unknown(method: str, reason: str, soundness: str = "", **fields) -> Result:
     return result
 
 
-def finite_or(value: float, default: float = math.inf) -> float:
+def finite_or(value: float, default: float | None = math.inf) -> float | None:
     """``value`` when finite, else ``default`` (NaN bounds read as unknown)."""
     return value if math.isfinite(value) else default
 
@@ -220,6 +224,46 @@ def replay_pair(twin: Graph, a: np.ndarray, b: np.ndarray, box: Box) -> Pair | N
         return None
     ours = outputs64(twin, np.stack([ra.x, rb.x]))
     return Pair(ra.x, rb.x, ra.y, rb.y, ours[0], ours[1])
+
+
+#: Candidate pairs replayed on ONNX Runtime, at the most, by :func:`refute_by_pairs`.
+REPLAYED_PAIRS = 16
+
+
+def refute_by_pairs(
+    graph: Graph,
+    box: Box | None,
+    options: Options,
+    candidates: Callable[[Box], list[tuple[np.ndarray, np.ndarray, bool]]],
+    confirm: Callable[[Pair], T | None],
+) -> T | None:
+    """Look for a pair of points that breaks a two-point property (Lipschitz, monotonic).
+
+    ``candidates(sbox)`` ranks pairs ``(a, b, hopeless)`` of the search box
+    (:func:`search_box`), most promising first; the first :data:`REPLAYED_PAIRS` are
+    replayed on ONNX Runtime (rounded into the box) until one is ``hopeless`` or half of
+    ``options.timeout`` (counted from the call) has passed. ``confirm`` judges each
+    replayed :class:`Pair`; its first non-None answer is returned.
+
+    Returns:
+        ``confirm``'s answer, or None when no candidate pair was confirmed.
+    """
+    deadline = Deadline.after(options, 0.5)
+    sbox = search_box(graph, box)
+    ranked = candidates(sbox)
+    if not ranked:
+        return None
+    twin = with_onnx(graph)
+    for a, b, hopeless in ranked[:REPLAYED_PAIRS]:
+        if hopeless or deadline.passed():
+            break
+        pair = replay_pair(twin, a, b, sbox)
+        if pair is None:
+            continue
+        found = confirm(pair)
+        if found is not None:
+            return found
+    return None
 
 
 class WholeModelProperty(Property):

@@ -44,10 +44,12 @@ import torch
 from domains.interval.element import Interval
 from domains.interval.transfer import TRANSFER
 from domains.rounding import up, upper_sum
+from prover.errors import UnsupportedOperation
 from prover.ir import ops
 from prover.ir.graph import Graph
 from prover.ir.interpreter import Table, interpret
-from prover.properties.common import box_tensors
+from prover.options import Options
+from prover.properties.common import box_tensors, finite_or
 from prover.properties.jacobian_rules import (
     JACOBIAN_RULES,
     Bounds,
@@ -56,9 +58,19 @@ from prover.properties.jacobian_rules import (
     constant_rule,
     fit,
 )
+from prover.result import Result, Verdict
 from prover.spec.regions import Box
 
-__all__ = ["Bounds", "Dual", "JacobianBounds", "jacobian_bounds", "refined_bounds", "refiners"]
+__all__ = [
+    "Bounds",
+    "Dual",
+    "JacobianBounds",
+    "jacobian_bounds",
+    "jacobian_result",
+    "refined_bounds",
+    "refiners",
+    "region_jacobian",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -256,3 +268,48 @@ def jacobian_bounds(
         lo = fit(out.lower, 1, out.value.shape, 1).reshape(1, -1, n)[0]
         hi = fit(out.upper, 1, out.value.shape, 1).reshape(1, -1, n)[0]
     return JacobianBounds(lo.numpy().copy(), hi.numpy().copy())
+
+
+def region_jacobian(
+    graph: Graph, box: Box | None, options: Options
+) -> tuple[JacobianBounds | None, str]:
+    """Jacobian bounds over ``box`` as the whole-model properties use them.
+
+    Refined by the domains of ``options`` other than ``interval`` (:func:`refiners`);
+    refinement stops after 0.4 of ``options.timeout``.
+
+    Returns:
+        ``(bounds, "")``, or ``(None, note)`` when an op has no Jacobian rule (the note
+        names it, for the UNKNOWN reason).
+    """
+    try:
+        bounds = jacobian_bounds(
+            graph,
+            box,
+            refine=refiners(options),
+            deadline=time.monotonic() + 0.4 * options.timeout,
+        )
+    except UnsupportedOperation as exc:
+        return None, f"no Jacobian bounds: {exc}"
+    return bounds, ""
+
+
+def jacobian_result(
+    holds: bool, certified: float, soundness: str, reason: str, stats: dict
+) -> Result:
+    """The HOLDS (``holds``) or UNKNOWN result of a whole-model proof by Jacobian bounds.
+
+    ``certified`` is the bound the verdict rests on, reported as ``Result.value`` (by an
+    UNKNOWN result only when finite).
+    """
+    verdict, value = (
+        (Verdict.HOLDS, certified) if holds else (Verdict.UNKNOWN, finite_or(certified, None))
+    )
+    return Result(
+        verdict,
+        method="jacobian",
+        value=value,
+        soundness=soundness,
+        reason=reason,
+        stats=stats,
+    )

@@ -16,29 +16,24 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from prover import semantics
-from prover.errors import PropertyError, UnsupportedOperation
+from prover.errors import PropertyError
 from prover.ir.graph import Graph
 from prover.options import Options
 from prover.properties.common import (
-    Deadline,
     Pair,
     WholeModelProperty,
     fit_region,
     outputs64,
     random_points,
-    replay_pair,
-    search_box,
-    with_onnx,
+    refute_by_pairs,
 )
-from prover.properties.jacobian import jacobian_bounds
-from prover.properties.jacobian import refiners as _refiners
+from prover.properties.jacobian import jacobian_result, region_jacobian
 from prover.result import REAL_ARITHMETIC_WITH_ROUNDING, Result, Verdict
 from prover.spec.regions import Box
 
@@ -158,26 +153,12 @@ class Lipschitz(WholeModelProperty):
             "bounds of the generalized Jacobian (Clarke's chain rule, Lebourg's mean value "
             "theorem)"
         )
-        try:
-            certified = jacobian_bounds(
-                graph,
-                box,
-                refine=_refiners(options),
-                deadline=time.monotonic() + 0.4 * options.timeout,
-            ).lipschitz(self.norm)
-            note = ""
-        except UnsupportedOperation as exc:
-            certified, note = math.inf, f"no Jacobian bounds: {exc}"
+        bounds, note = region_jacobian(graph, box, options)
+        certified = math.inf if bounds is None else bounds.lipschitz(self.norm)
         stats = {"certified": certified}
         if certified <= self.bound:
-            return Result(
-                Verdict.HOLDS,
-                method="jacobian",
-                value=certified,
-                soundness=soundness,
-                reason=f"certified Lipschitz constant {certified:.6g} <= {self.bound:g}",
-                stats=stats,
-            )
+            reason = f"certified Lipschitz constant {certified:.6g} <= {self.bound:g}"
+            return jacobian_result(True, certified, soundness, reason, stats)
         found = self._refute(graph, box, options) if options.falsify else None
         if found is not None:
             pair, ratio_ort, ratio_ours = found
@@ -197,27 +178,18 @@ class Lipschitz(WholeModelProperty):
             f"certified Lipschitz constant {certified:.6g} exceeds {self.bound:g} and no "
             "pair of points shows a larger ratio"
         )
-        return Result(
-            Verdict.UNKNOWN,
-            method="jacobian",
-            value=certified if math.isfinite(certified) else None,
-            soundness=soundness,
-            reason=reason,
-            stats=stats,
-        )
+        return jacobian_result(False, certified, soundness, reason, stats)
 
     def _refute(self, graph: Graph, box: Box | None, options: Options):
-        deadline = Deadline.after(options, 0.5)
-        sbox = search_box(graph, box)
-        twin = with_onnx(graph)
-        for a, b, ratio in candidate_pairs(graph, sbox, self.norm, options)[:16]:
-            if ratio <= self.bound or deadline.passed():
-                break
-            pair: Pair | None = replay_pair(twin, a, b, sbox)
-            if pair is None:
-                continue
+        def candidates(sbox: Box):
+            ranked = candidate_pairs(graph, sbox, self.norm, options)
+            return [(a, b, ratio <= self.bound) for a, b, ratio in ranked]
+
+        def confirm(pair: Pair):
             ratio_ort = pair_ratio(pair.ort_a, pair.ort_b, pair.a, pair.b, self.norm)
             ratio_ours = pair_ratio(pair.ours_a, pair.ours_b, pair.a, pair.b, self.norm)
             if ratio_ort > self.bound and ratio_ours > self.bound:
                 return pair, ratio_ort, ratio_ours
-        return None
+            return None
+
+        return refute_by_pairs(graph, box, options, candidates, confirm)

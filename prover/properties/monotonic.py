@@ -22,28 +22,25 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from prover import semantics
-from prover.errors import PropertyError, UnsupportedOperation
+from prover.errors import PropertyError
 from prover.ir.graph import Graph
 from prover.options import Options
 from prover.properties.common import (
-    Deadline,
+    Pair,
     WholeModelProperty,
+    finite_or,
     fit_region,
     outputs64,
     random_points,
-    replay_pair,
-    search_box,
-    with_onnx,
+    refute_by_pairs,
 )
-from prover.properties.jacobian import jacobian_bounds
-from prover.properties.jacobian import refiners as _refiners
+from prover.properties.jacobian import jacobian_result, region_jacobian
 from prover.result import REAL_ARITHMETIC_WITH_ROUNDING, Result, Verdict
 from prover.spec.regions import Box
 
@@ -89,28 +86,16 @@ class Monotonic(WholeModelProperty):
             f"{REAL_ARITHMETIC_WITH_ROUNDING}; over {where}, from interval bounds of the "
             "generalized Jacobian (Clarke's chain rule, Lebourg's mean value theorem)"
         )
-        try:
-            bounds = jacobian_bounds(
-                graph,
-                box,
-                refine=_refiners(options),
-                deadline=time.monotonic() + 0.4 * options.timeout,
-            )
+        bounds, note = region_jacobian(graph, box, options)
+        if bounds is None:
+            lo, hi = -math.inf, math.inf
+        else:
             lo, hi = float(bounds.lower[j, i]), float(bounds.upper[j, i])
-            note = ""
-        except UnsupportedOperation as exc:
-            lo, hi, note = -math.inf, math.inf, f"no Jacobian bounds: {exc}"
         certified = lo if self.increasing else hi
         stats = {"derivative_bounds": (lo, hi)}
         if (self.increasing and lo >= 0) or (not self.increasing and hi <= 0):
-            return Result(
-                Verdict.HOLDS,
-                method="jacobian",
-                value=certified,
-                soundness=soundness,
-                reason=f"d y[{j}] / d x[{i}] lies in [{lo:.6g}, {hi:.6g}] over {where}",
-                stats=stats,
-            )
+            reason = f"d y[{j}] / d x[{i}] lies in [{lo:.6g}, {hi:.6g}] over {where}"
+            return jacobian_result(True, certified, soundness, reason, stats)
         found = self._refute(graph, box, i, j, options) if options.falsify else None
         if found is not None:
             return Result(
@@ -118,7 +103,7 @@ class Monotonic(WholeModelProperty):
                 counterexample=found.a,
                 output=found.ort_a,
                 method="search",
-                value=certified if math.isfinite(certified) else None,
+                value=finite_or(certified, None),
                 soundness="float32 execution on ONNX Runtime, confirmed in float64 (both "
                 "points replayed)",
                 reason=f"x[{i}] grows from {found.a.reshape(-1)[i]:.6g} to "
@@ -126,16 +111,11 @@ class Monotonic(WholeModelProperty):
                 f"{found.ort_a[j]:.6g} to {found.ort_b[j]:.6g}",
                 stats=dict(stats, pair=(found.a, found.b)),
             )
-        return Result(
-            Verdict.UNKNOWN,
-            method="jacobian",
-            value=certified if math.isfinite(certified) else None,
-            soundness=soundness,
-            reason=note
-            or f"d y[{j}] / d x[{i}] bounds [{lo:.6g}, {hi:.6g}] do not decide it "
-            "and no breaking pair was found",
-            stats=stats,
+        reason = note or (
+            f"d y[{j}] / d x[{i}] bounds [{lo:.6g}, {hi:.6g}] do not decide it "
+            "and no breaking pair was found"
         )
+        return jacobian_result(False, certified, soundness, reason, stats)
 
     def _pairs(self, graph: Graph, box: Box, i: int, j: int, options: Options):
         generator = torch.Generator().manual_seed(options.seed)
@@ -160,25 +140,23 @@ class Monotonic(WholeModelProperty):
         return pairs
 
     def _refute(self, graph: Graph, box: Box | None, i: int, j: int, options: Options):
-        deadline = Deadline.after(options, 0.5)
-        sbox = search_box(graph, box)
-        pairs = self._pairs(graph, sbox, i, j, options)
-        if not pairs:
-            return None
-        a = np.stack([p[0] for p in pairs])
-        b = np.stack([p[1] for p in pairs])
-        ya, yb = outputs64(graph, a)[:, j], outputs64(graph, b)[:, j]
-        change = (yb - ya) if self.increasing else (ya - yb)
-        twin = with_onnx(graph)
-        for k in np.argsort(change)[:16]:
-            if change[k] >= 0 or deadline.passed():
-                break
-            pair = replay_pair(twin, a[k].reshape(sbox.shape), b[k].reshape(sbox.shape), sbox)
-            if pair is None:
-                continue
+        def candidates(sbox: Box):
+            pairs = self._pairs(graph, sbox, i, j, options)
+            if not pairs:
+                return []
+            a = np.stack([p[0] for p in pairs])
+            b = np.stack([p[1] for p in pairs])
+            ya, yb = outputs64(graph, a)[:, j], outputs64(graph, b)[:, j]
+            change = (yb - ya) if self.increasing else (ya - yb)
+            return [
+                (a[k].reshape(sbox.shape), b[k].reshape(sbox.shape), change[k] >= 0)
+                for k in np.argsort(change)
+            ]
+
+        def confirm(pair: Pair):
             same = np.delete(pair.a.reshape(-1), i) == np.delete(pair.b.reshape(-1), i)
             if not (np.all(same) and pair.b.reshape(-1)[i] > pair.a.reshape(-1)[i]):
-                continue
+                return None
             margin = 1e-9 * (1 + abs(pair.ours_a[j]))
             ours = (
                 (pair.ours_b[j] - pair.ours_a[j])
@@ -187,4 +165,6 @@ class Monotonic(WholeModelProperty):
             )
             if self._breaks(pair.ort_a[j], pair.ort_b[j]) and ours < -margin:
                 return pair
-        return None
+            return None
+
+        return refute_by_pairs(graph, box, options, candidates, confirm)

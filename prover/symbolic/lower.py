@@ -63,6 +63,30 @@ def uses(node, names: tuple[str, ...]) -> bool:
     return False
 
 
+class Arithmetic:
+    """Ring operations every backend spells with Python's operators (``+ - *``, unary ``-``).
+
+    ``ratio`` is the plain quotient, used by ``softmax`` where the denominator is a sum of
+    exponentials; backends whose division needs care (definedness, exactness) override it.
+    Backends inherit these and add ``const``, ``div``, ``pow``, ``exp``... themselves.
+    """
+
+    def add(self, a, b):
+        return a + b
+
+    def sub(self, a, b):
+        return a - b
+
+    def mul(self, a, b):
+        return a * b
+
+    def neg(self, a):
+        return -a
+
+    def ratio(self, a, b):
+        return a / b
+
+
 def _map(fn, *values):
     """Apply ``fn`` element-wise with scalar broadcasting over tuples (vectors)."""
     length = next((len(v) for v in values if isinstance(v, tuple)), None)

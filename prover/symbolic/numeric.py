@@ -18,7 +18,7 @@ from fractions import Fraction
 import numpy as np
 from mpmath import iv
 
-from prover.symbolic.lower import lower
+from prover.symbolic.lower import Arithmetic, lower
 from prover.symbolic.syntax import BoxDomain, Claim, RangeDomain
 
 
@@ -78,7 +78,7 @@ def not3(p) -> bool | None:
     return None if p is None else not p
 
 
-class _ThreeValued:
+class _ThreeValued(Arithmetic):
     """Logic shared by the exact and interval backends; tracks definedness in ``defined``."""
 
     def __init__(self) -> None:
@@ -102,18 +102,6 @@ class ExactBackend(_ThreeValued):
 
     def const(self, value):
         return Fraction(value)
-
-    def add(self, a, b):
-        return a + b
-
-    def sub(self, a, b):
-        return a - b
-
-    def mul(self, a, b):
-        return a * b
-
-    def neg(self, a):
-        return -a
 
     def div(self, a, b):
         if b == 0:
@@ -177,18 +165,6 @@ class IntervalBackend(_ThreeValued):
 
     def const(self, value: Fraction):
         return iv.mpf(value.numerator) / iv.mpf(value.denominator)
-
-    def add(self, a, b):
-        return a + b
-
-    def sub(self, a, b):
-        return a - b
-
-    def mul(self, a, b):
-        return a * b
-
-    def neg(self, a):
-        return -a
 
     def ratio(self, a, b):
         if b.a > 0 or b.b < 0:

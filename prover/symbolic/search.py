@@ -12,12 +12,12 @@ import time
 
 import numpy as np
 
-from prover.symbolic.lower import lower
+from prover.symbolic.lower import Arithmetic, lower
 from prover.symbolic.numeric import bounds, real_variables, split
 from prover.symbolic.syntax import Claim
 
 
-class NumpyBackend:
+class NumpyBackend(Arithmetic):
     """Float64 batch evaluation of a truth degree (> 0 looks true, < 0 looks false)."""
 
     def __init__(self, batch: int) -> None:
@@ -25,21 +25,6 @@ class NumpyBackend:
 
     def const(self, value):
         return float(value)
-
-    def add(self, a, b):
-        return a + b
-
-    def sub(self, a, b):
-        return a - b
-
-    def mul(self, a, b):
-        return a * b
-
-    def neg(self, a):
-        return -a
-
-    def ratio(self, a, b):
-        return a / b
 
     def div(self, a, b):
         self.undefined |= np.asarray(b) == 0

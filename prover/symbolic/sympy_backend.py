@@ -23,6 +23,8 @@ import functools
 
 import sympy
 
+from prover.symbolic.lower import Arithmetic
+
 #: Expressions larger than this (``count_ops``) are never handed to ``sympy.simplify``.
 SIMPLIFY_LIMIT = 200
 
@@ -31,7 +33,7 @@ class Declined(Exception):
     """The formula is not of a form this engine handles."""
 
 
-class SympyBackend:
+class SympyBackend(Arithmetic):
     """Lowers arithmetic to SymPy; formulas to ("cmp", op, a, b) / ("and", parts)."""
 
     def __init__(self) -> None:
@@ -39,18 +41,6 @@ class SympyBackend:
 
     def const(self, value):
         return sympy.Rational(value.numerator, value.denominator)
-
-    def add(self, a, b):
-        return a + b
-
-    def sub(self, a, b):
-        return a - b
-
-    def mul(self, a, b):
-        return a * b
-
-    def neg(self, a):
-        return -a
 
     def ratio(self, a, b):
         return sympy.Mul(a, sympy.Pow(b, -1))

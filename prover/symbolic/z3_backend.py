@@ -26,6 +26,8 @@ from fractions import Fraction
 
 import z3
 
+from prover.symbolic.lower import Arithmetic
+
 #: Monotonicity pairs are instantiated only when a function has at most this many terms.
 PAIR_LIMIT = 40
 MAX_POWER = 64
@@ -35,7 +37,7 @@ class Unsupported(Exception):
     """The claim uses something this encoding does not express."""
 
 
-class Z3Backend:
+class Z3Backend(Arithmetic):
     """Lowers a claim into Z3 terms; ``side`` holds definitions and axioms."""
 
     def __init__(self, ctx: z3.Context) -> None:
@@ -57,21 +59,6 @@ class Z3Backend:
 
     def const(self, value: Fraction):
         return z3.RealVal(f"{value.numerator}/{value.denominator}", self.ctx)
-
-    def add(self, a, b):
-        return a + b
-
-    def sub(self, a, b):
-        return a - b
-
-    def mul(self, a, b):
-        return a * b
-
-    def neg(self, a):
-        return -a
-
-    def ratio(self, a, b):
-        return a / b
 
     def div(self, a, b):
         self.defined.append(b != 0)

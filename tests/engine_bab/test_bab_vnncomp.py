@@ -16,7 +16,7 @@ import onnxruntime as ort
 import pytest
 import torch
 from bab_toy import ToyCrown, load_onnx
-from test_synthetic import assert_tree_sound
+from test_bab_synthetic import assert_tree_sound
 
 from importers.vnnlib import VNNLib
 from prover.engine.bab import BabConfig, branch_and_bound
