@@ -28,8 +28,9 @@ CASES = {
 
 
 def time_once(code: str | None) -> float:
-    argv = [sys.executable, "-m", "prover", "--help"] if code is None else [
-        sys.executable, "-c", code]
+    argv = (
+        [sys.executable, "-m", "prover", "--help"] if code is None else [sys.executable, "-c", code]
+    )
     start = time.perf_counter()
     subprocess.run(argv, check=True, capture_output=True)
     return time.perf_counter() - start

@@ -19,8 +19,8 @@ A result may hold NaN or Inf; callers must treat that as "nothing proved".
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from prover.errors import ProverError
 from prover.ir.interpreter import Table

@@ -14,7 +14,10 @@ from prover import Box, LinfBall, OutputBounds, Robust, bounds, evaluate, load, 
 def main() -> None:
     torch.manual_seed(0)
     model = torch.nn.Sequential(
-        torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU(),
+        torch.nn.Linear(4, 16),
+        torch.nn.ReLU(),
+        torch.nn.Linear(16, 16),
+        torch.nn.ReLU(),
         torch.nn.Linear(16, 3),
     )
     graph = load(model, input_shape=(4,))
@@ -32,8 +35,10 @@ def main() -> None:
     large = prove(graph, Robust(label), LinfBall(x0, eps=2.0), timeout=20)
     print(f"robust at eps=2.0:   {large.summary()}")
     if large.counterexample is not None:
-        print(f"  counterexample {np.round(large.counterexample, 4)} -> "
-              f"{np.round(evaluate(graph, large.counterexample), 4)}")
+        print(
+            f"  counterexample {np.round(large.counterexample, 4)} -> "
+            f"{np.round(evaluate(graph, large.counterexample), 4)}"
+        )
     claim = prove(graph, OutputBounds(lower=y0 - 100, upper=y0 + 100), Box(x0 - 0.1, x0 + 0.1))
     print(f"outputs within +-100 of y0 on the 0.1-box: {claim.summary()}")
 

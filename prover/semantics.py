@@ -83,7 +83,7 @@ def _axes(axes: tuple[int, ...]) -> tuple[int, ...]:
 
 def _slice(op: ops.Slice, x: torch.Tensor) -> torch.Tensor:
     # index_select per axis: torch slicing has no negative steps.
-    for axis, start, stop, step in zip(op.axes, op.starts, op.stops, op.steps):
+    for axis, start, stop, step in zip(op.axes, op.starts, op.stops, op.steps, strict=False):
         picked = range(x.shape[axis + 1])[slice(start, stop, step)]
         x = x.index_select(axis + 1, torch.as_tensor(list(picked), dtype=torch.long))
     return x

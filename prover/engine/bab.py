@@ -1,8 +1,10 @@
 """Complete verification by branch and bound (input splits and ReLU splits).
 
 The search keeps a stack of open leaves as tensors and, each round, pops up to
-``config.batch`` of them (depth first: the most recently created; fewer when the
-measured cost per leaf says a full batch would overrun the deadline), bounds them all
+``config.batch`` of them (three quarters depth first, the most recently created; one
+quarter the leaves whose parents' candidate points came nearest to an unsafe polytope,
+which finds counterexamples early; fewer leaves when the measured cost per leaf says a
+full batch would overrun the deadline), bounds them all
 with one bounder call (CROWN from ``domains.linear`` when available), and then:
 
 1. closes every leaf on which each unsafe polytope has a row whose *finite* lower bound

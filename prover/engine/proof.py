@@ -24,7 +24,7 @@ ReLU phase constraints accumulated from ReLU splits.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class ReluSplit:
     active: ProofTree
 
 
-ProofTree = Union[Closed, InputSplit, ReluSplit]
+ProofTree = Closed | InputSplit | ReluSplit
 
 
 def count_leaves(tree: ProofTree) -> int:

@@ -10,9 +10,9 @@ shapes. A failure raises :class:`~prover.errors.ShapeError` or
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 
@@ -162,8 +162,7 @@ def _validate(graph: Graph) -> dict[str, Shape]:
         arity = type(node.op).arity
         if arity is not None and len(node.inputs) != arity:
             raise GraphError(
-                f"node {node.name!r} ({node.op.name}) takes {arity} inputs, "
-                f"got {len(node.inputs)}"
+                f"node {node.name!r} ({node.op.name}) takes {arity} inputs, got {len(node.inputs)}"
             )
         _check_finite(node)
         try:
@@ -179,16 +178,22 @@ def _validate(graph: Graph) -> dict[str, Shape]:
 
 def _check_finite(node: Node) -> None:
     for attribute, value in vars(node.op).items():
-        if isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.all(
-            np.isfinite(value)
+        if (
+            isinstance(value, np.ndarray)
+            and value.dtype.kind == "f"
+            and not np.all(np.isfinite(value))
         ):
             raise InvalidWeightsError(
-                f"node {node.source or node.name!r} ({node.op.name}): {attribute} holds "
-                "NaN or Inf"
+                f"node {node.source or node.name!r} ({node.op.name}): {attribute} holds NaN or Inf"
             )
-        if isinstance(value, float) and not math.isfinite(value) and attribute not in (
-            "min",
-            "max",
+        if (
+            isinstance(value, float)
+            and not math.isfinite(value)
+            and attribute
+            not in (
+                "min",
+                "max",
+            )
         ):
             raise InvalidWeightsError(
                 f"node {node.source or node.name!r} ({node.op.name}): {attribute} is {value}"

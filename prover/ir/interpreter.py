@@ -8,9 +8,10 @@ graph once, in topological order, and applies the rule of each node's op class.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from prover.errors import UnsupportedOperation
 from prover.ir.graph import Graph

@@ -401,7 +401,7 @@ class Concat(Op):
         _check_axis(self.axis, first, "Concat")
         for shape in shapes[1:]:
             if len(shape) != len(first) or any(
-                a != b for i, (a, b) in enumerate(zip(shape, first)) if i != self.axis
+                a != b for i, (a, b) in enumerate(zip(shape, first, strict=False)) if i != self.axis
             ):
                 raise ShapeRuleError(first, shape, f"Concat along axis {self.axis}")
         total = sum(shape[self.axis] for shape in shapes)
@@ -424,7 +424,9 @@ class Slice(Op):
     def slices(self, rank: int) -> tuple[slice, ...]:
         """The index tuple (without batch axis) that this op applies."""
         index = [slice(None)] * rank
-        for axis, start, stop, step in zip(self.axes, self.starts, self.stops, self.steps):
+        for axis, start, stop, step in zip(
+            self.axes, self.starts, self.stops, self.steps, strict=False
+        ):
             index[axis] = slice(start, stop, step)
         return tuple(index)
 

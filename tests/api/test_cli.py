@@ -48,8 +48,16 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def test_prove_holds_and_json(tmp_path: Path, capsys) -> None:
     model = tiny_model(tmp_path / "m.onnx", np.array([[1.0, -1.0], [0.5, 0.5]]))
     code, out, _ = run(
-        capsys, "prove", str(model), "--lower", "0,0", "--upper", "1,1",
-        "--output-upper", "3", "--json",
+        capsys,
+        "prove",
+        str(model),
+        "--lower",
+        "0,0",
+        "--upper",
+        "1,1",
+        "--output-upper",
+        "3",
+        "--json",
     )
     data = json.loads(out)
     assert code == 0 and data["verdict"] == "holds"
@@ -69,11 +77,16 @@ def test_prove_violated_prints_counterexample(tmp_path: Path, capsys) -> None:
     "argv, message",
     [
         (["prove", "{missing}", "--lower", "0", "--upper", "1", "--output-upper", "1"], "missing"),
-        (["prove", "{model}", "--lower", "1,1", "--upper", "0,0", "--output-upper", "1"],
-         "inverted"),
+        (
+            ["prove", "{model}", "--lower", "1,1", "--upper", "0,0", "--output-upper", "1"],
+            "inverted",
+        ),
         (["prove", "{model}", "--center", "0,0", "--eps", "-1", "--robust", "0"], "eps"),
         (["prove", "{model}", "--center", "0,0,0", "--eps", "0.1", "--robust", "0"], "inputs"),
-        (["prove", "{model}", "--center", "0,0", "--eps", "0.1", "--robust", "7"], "does not exist"),
+        (
+            ["prove", "{model}", "--center", "0,0", "--eps", "0.1", "--robust", "7"],
+            "does not exist",
+        ),
         (["prove", "{truncated}", "--center", "0,0", "--eps", "0.1", "--robust", "0"], ""),
         (["bounds", "{model}"], "region"),
     ],
@@ -111,9 +124,21 @@ def test_inspect_names_an_unsupported_node(tmp_path: Path, capsys) -> None:
 
 def test_python_dash_m_prover_runs_the_main_job() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "prover", "prove", str(NET), "--vnnlib",
-         str(EXAMPLES / "prop_1.vnnlib"), "--timeout", "100", "--json"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "prover",
+            "prove",
+            str(NET),
+            "--vnnlib",
+            str(EXAMPLES / "prop_1.vnnlib"),
+            "--timeout",
+            "100",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["verdict"] == "holds"
