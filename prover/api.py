@@ -141,7 +141,7 @@ def prove(
     from prover.engine.verify import verify
 
     start = time.monotonic()
-    graph = load(model)
+    graph = load(model, input_shape=_torch_input_shape(model, region))
     custom = getattr(prop, "prove_on", None)
     if custom is not None:
         result = custom(graph, region, options)
@@ -157,6 +157,17 @@ def prove(
             return replace(result, stats=dict(result.stats, certificate_report=note))
         result = _certify(result, graph, model, prop, region, options)
     return result
+
+
+def _torch_input_shape(model: ModelLike, region: Box | LinfBall | None):
+    """For a torch module without a shape of its own, the region's shape."""
+    if isinstance(model, Graph) or not hasattr(model, "forward") or region is None:
+        return None
+    if isinstance(region, Box):
+        return region.shape
+    if isinstance(region, LinfBall):
+        return tuple(region.center.shape)
+    return None
 
 
 def _with_elapsed(result: Result, elapsed: float) -> Result:

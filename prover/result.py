@@ -20,7 +20,9 @@ class Verdict(enum.Enum):
 #: What ``r.soundness`` says for results decided by the bound-propagation domains.
 REAL_ARITHMETIC_WITH_ROUNDING = (
     "real arithmetic over the stored weights (float64 after import); float64 rounding "
-    "in bound propagation covered by a rigorous a-priori error bound (widening)"
+    "in bound propagation covered by a rigorous a-priori error bound (widening); "
+    "exp/log/tanh/sigmoid/sqrt assumed accurate to a few ulp (libm); float32 inference "
+    "rounding not covered"
 )
 
 

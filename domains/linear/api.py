@@ -31,7 +31,8 @@ DEFAULT_ALPHA_STEPS = 20
 
 
 def _as_tensor(value, like: torch.Tensor | None = None) -> torch.Tensor:
-    tensor = torch.as_tensor(np.asarray(value) if not torch.is_tensor(value) else value)
+    # np.array copies: read-only numpy arrays (box bounds) must not alias a tensor
+    tensor = value if torch.is_tensor(value) else torch.from_numpy(np.array(value))
     device = like.device if like is not None else tensor.device
     return tensor.to(dtype=torch.float64, device=device)
 

@@ -30,9 +30,8 @@ returned only with a replayed counterexample. Everything else is UNKNOWN with a 
 deterministic: no random choices, ties broken by the lowest index, fixed leaf order.
 
 Evidence of a "linear" leaf: ``{"rows": [row per polytope], "slopes": {...}}``; the
-slopes are recorded when they were optimised (alpha-CROWN), and are left empty when the
-bounder's default (adaptive CROWN) slopes were used, to keep trees of many thousands of
-leaves small.
+ReLU lower slopes the bounder used (adaptive CROWN or optimised alpha-CROWN) are always
+recorded, so the certificate checker replays exactly the relaxation that closed the leaf.
 """
 
 from __future__ import annotations

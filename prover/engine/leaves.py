@@ -139,7 +139,7 @@ class LinearBounder:
             A=A,
             c=result.constant,
             infeasible=result.infeasible,
-            slopes=result.slopes if steps else None,
+            slopes=result.slopes,  # always: the certificate checker replays these slopes
             intermediate=result.intermediate,
         )
 
