@@ -13,6 +13,7 @@ torch's vectorised kernels are within a few ulps) and widens by that much.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -234,3 +235,17 @@ def sigmoid(lb: torch.Tensor, ub: torch.Tensor) -> Relaxation:
 def tanh(lb: torch.Tensor, ub: torch.Tensor) -> Relaxation:
     """Tanh relaxation: tangent and chord; ``tanh'(x) = 1 / cosh(x)**2``."""
     return _tangent_chord(lb, ub, tanh_value_bounds, lambda x: torch.cosh(x).reciprocal() ** 2)
+
+
+#: Machine proof (``proofs/lemmas/``) of each relaxation above, by lemma name: the ReLU
+#: triangle with any lower slope in [0, 1], its leaky analogue, and the tangent/chord (or
+#: parallel-line) bounds of sigmoid and tanh, whose intercepts are recomputed from the
+#: slope actually used (``piecewise_linear_offset`` / ``monotone_offset``).
+LEMMAS: dict[str, Callable] = {
+    "relu_triangle": relu,
+    "leaky_relu": leaky_relu,
+    "piecewise_linear_offset": leaky_relu,
+    "sigmoid_tangent_chord": sigmoid,
+    "tanh_tangent_chord": tanh,
+    "monotone_offset": _parallelogram,
+}
