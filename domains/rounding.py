@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import functools
 import math
-import weakref
 
 import numpy as np
 import torch
+
+from prover.tensors import constant
 
 #: Unit roundoff of binary64 (round to nearest).
 U = 2.0**-53
@@ -190,22 +191,10 @@ def mul_bounds(
 
 # ------------------------------------------------------------------------ |W| cache
 
-_ABS_CACHE: dict[tuple[int, torch.dtype, str], tuple[weakref.ref, torch.Tensor]] = {}
-
 
 def abs_constant(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
     """``|array|`` as a torch tensor like ``like``, cached per array (for error bounds)."""
-    key = (id(array), like.dtype, str(like.device))
-    hit = _ABS_CACHE.get(key)
-    if hit is not None and hit[0]() is array:
-        return hit[1]
-    tensor = torch.tensor(np.abs(np.asarray(array)), dtype=like.dtype, device=like.device)
-    try:
-        ref = weakref.ref(array, lambda _, key=key: _ABS_CACHE.pop(key, None))
-    except TypeError:
-        return tensor
-    _ABS_CACHE[key] = (ref, tensor)
-    return tensor
+    return constant(array, like, transform="abs")
 
 
 def linear_lower_bound(C: torch.Tensor, center: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:

@@ -27,13 +27,17 @@ def _gemm(op: ops.Gemm, x: torch.Tensor) -> torch.Tensor:
     return x @ _const(op.weight, x).T + _const(op.bias, x)
 
 
-def _conv(op: ops.Conv, x: torch.Tensor) -> torch.Tensor:
-    top, left, bottom, right = op.pads
+def conv_padding(x: torch.Tensor, pads: tuple[int, int, int, int], value: float = 0.0):
+    """ONNX pads (top, left, bottom, right) as torch conv2d ``padding``, padding ``x``
+    explicitly when the two sides differ. Returns ``(x, padding)``."""
+    top, left, bottom, right = pads
     if top == bottom and left == right:
-        padding: tuple[int, int] = (top, left)
-    else:
-        x = F.pad(x, (left, right, top, bottom))
-        padding = (0, 0)
+        return x, (top, left)
+    return F.pad(x, (left, right, top, bottom), value=value), (0, 0)
+
+
+def _conv(op: ops.Conv, x: torch.Tensor) -> torch.Tensor:
+    x, padding = conv_padding(x, op.pads)
     return F.conv2d(
         x,
         _const(op.weight, x),

@@ -12,18 +12,29 @@ import weakref
 import numpy as np
 import torch
 
-_CACHE: dict[tuple[int, torch.dtype, str], tuple[weakref.ref, torch.Tensor]] = {}
+_CACHE: dict[tuple[int, torch.dtype, str, str], tuple[weakref.ref, torch.Tensor]] = {}
 
 
-def constant(array: np.ndarray, like: torch.Tensor | None = None, *, dtype=None, device=None):
-    """Return ``array`` as a torch tensor with the dtype and device of ``like``."""
+def constant(
+    array: np.ndarray,
+    like: torch.Tensor | None = None,
+    *,
+    dtype=None,
+    device=None,
+    transform: str = "",
+):
+    """Return ``array`` as a torch tensor with the dtype and device of ``like``.
+
+    ``transform="abs"`` returns (and caches) ``|array|`` instead, for error bounds.
+    """
     dtype = dtype or (like.dtype if like is not None else torch.float64)
     device = device or (like.device if like is not None else torch.device("cpu"))
-    key = (id(array), dtype, str(device))
+    key = (id(array), dtype, str(device), transform)
     hit = _CACHE.get(key)
     if hit is not None and hit[0]() is array:
         return hit[1]
-    tensor = torch.tensor(np.asarray(array), dtype=dtype, device=device)
+    values = np.abs(np.asarray(array)) if transform == "abs" else np.asarray(array)
+    tensor = torch.tensor(values, dtype=dtype, device=device)
     try:
         ref = weakref.ref(array, lambda _, key=key: _CACHE.pop(key, None))
     except TypeError:

@@ -27,7 +27,7 @@ from domains.rounding import (
 )
 from prover.ir import ops
 from prover.ir.interpreter import Table
-from prover.semantics import CONCRETE
+from prover.semantics import CONCRETE, conv_padding
 from prover.tensors import constant
 
 # ----------------------------------------------------------------- shared linear helpers
@@ -41,12 +41,7 @@ def conv2d(
     On CUDA, cuDNN is disabled so that no FFT/Winograd algorithm breaks the dot-product
     error bound of :mod:`domains.rounding`.
     """
-    top, left, bottom, right = op.pads
-    if top == bottom and left == right:
-        padding: tuple[int, int] = (top, left)
-    else:
-        x = F.pad(x, (left, right, top, bottom))
-        padding = (0, 0)
+    x, padding = conv_padding(x, op.pads)
     with torch.backends.cudnn.flags(enabled=False):
         return F.conv2d(
             x,

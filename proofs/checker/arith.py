@@ -37,12 +37,25 @@ def gamma(n: int) -> float:
     return math.nextafter(math.nextafter(n * U / (1.0 - n * U), math.inf), math.inf)
 
 
+def dot(A: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``A @ x`` for a matrix or a stack of matrices and a vector or a stack of vectors.
+
+    Every entry is one dot product over the last axis of ``A``, whatever the stacking, so
+    the error bound of the module docstring applies entrywise.
+    """
+    if x.ndim == 1:
+        return A @ x
+    if A.ndim == 2:
+        return x @ A.T
+    return (A @ x[..., None])[..., 0]
+
+
 def matmul_error(A: np.ndarray, B: np.ndarray, inner: int | None = None) -> np.ndarray:
     """Elementwise bound on ``|fl(A @ B) - A @ B|`` (see the module docstring)."""
     n = A.shape[-1] if inner is None else inner
     factor = 2.0 * gamma(n) * (1.0 + 2.0**-20)
     with np.errstate(over="ignore", invalid="ignore"):
-        S = np.abs(A) @ np.abs(B)
+        S = dot(np.abs(A), np.abs(B))
         return S * factor + 3.0 * n * ETA
 
 
@@ -59,28 +72,30 @@ def up(x: np.ndarray) -> np.ndarray:
 def matvec_lower(A: np.ndarray, x: np.ndarray) -> np.ndarray:
     """A rigorous lower bound of the exact ``A @ x``."""
     with np.errstate(over="ignore", invalid="ignore"):
-        return down(A @ x - matmul_error(A, x))
+        return down(dot(A, x) - matmul_error(A, x))
 
 
 def matvec_upper(A: np.ndarray, x: np.ndarray) -> np.ndarray:
     """A rigorous upper bound of the exact ``A @ x``."""
     with np.errstate(over="ignore", invalid="ignore"):
-        return up(A @ x + matmul_error(A, x))
+        return up(dot(A, x) + matmul_error(A, x))
 
 
 def interval_affine(
-    W: np.ndarray, b: np.ndarray, lower: np.ndarray, upper: np.ndarray
+    W: np.ndarray, b: np.ndarray, lower: np.ndarray, upper: np.ndarray, A=None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rigorous bounds of ``W x + b`` over the box ``lower <= x <= upper``.
+    """Rigorous bounds of ``W x + b`` over the box ``lower <= x <= upper`` (or a stack).
 
     Soundness: the exact lower bound is ``W+ l + W- u + b`` (each term minimised
     separately), computed as one product ``[W+, W-, b] @ [l, u, 1]`` whose rounding
-    error :func:`matvec_lower` bounds; the upper bound likewise.
+    error :func:`matvec_lower` bounds; the upper bound likewise. ``A`` may pass that
+    matrix precomputed.
     """
-    pos, neg = np.maximum(W, 0.0), np.minimum(W, 0.0)
-    A = np.concatenate([pos, neg, b[:, None]], axis=1)
-    lo = matvec_lower(A, np.concatenate([lower, upper, [1.0]]))
-    hi = matvec_upper(A, np.concatenate([upper, lower, [1.0]]))
+    if A is None:
+        A = np.concatenate([np.maximum(W, 0.0), np.minimum(W, 0.0), b[:, None]], axis=1)
+    one = np.ones(lower.shape[:-1] + (1,))
+    lo = matvec_lower(A, np.concatenate([lower, upper, one], axis=-1))
+    hi = matvec_upper(A, np.concatenate([upper, lower, one], axis=-1))
     return lo, hi
 
 

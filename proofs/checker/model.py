@@ -43,6 +43,7 @@ class Layer:
     W: np.ndarray | None = None
     b: np.ndarray | None = None
     _exact: tuple | None = field(default=None, repr=False)
+    cache: dict = field(default_factory=dict, repr=False)
 
 
 @dataclass(eq=False)
