@@ -10,7 +10,7 @@ order::
 with ``u = 2**-53``, ``gamma_n = n u / (1 - n u)`` and ``eta = 2**-1074`` covering
 underflow. ``|A| @ |B|`` is itself computed in floats; its computed value ``S`` satisfies
 ``|A| @ |B| <= (S + n eta) / (1 - gamma_n)``, so ``E = 2 gamma_n S + 3 n eta`` (computed
-with a safety factor, see :func:`matmul_error`) bounds the error whenever
+with a safety factor, see :func:`lower_from`) bounds the error whenever
 ``gamma_n <= 1/2``. A lower bound of an exact product is then ``fl(P - E)`` moved one step
 towards -inf (:func:`down`), which also covers the rounding of the subtraction.
 Any NaN or Inf makes the bound useless; callers treat it as "not proved".
@@ -45,18 +45,16 @@ def dot(A: np.ndarray, x: np.ndarray) -> np.ndarray:
     """
     if x.ndim == 1:
         return A @ x
-    if A.ndim == 2:
-        return x @ A.T
+    # stacked matrix-vector products (a large 2-D product would start BLAS threads, very
+    # slow on a busy machine)
     return (A @ x[..., None])[..., 0]
 
 
-def matmul_error(A: np.ndarray, B: np.ndarray, inner: int | None = None) -> np.ndarray:
-    """Elementwise bound on ``|fl(A @ B) - A @ B|`` (see the module docstring)."""
-    n = A.shape[-1] if inner is None else inner
-    factor = 2.0 * gamma(n) * (1.0 + 2.0**-20)
+def lower_from(P: np.ndarray, S: np.ndarray, n: int) -> np.ndarray:
+    """A rigorous lower bound of an exact ``A @ x`` (inner dimension ``n``) from the float
+    values ``P`` of it and ``S`` of ``|A| @ |x|`` (``S = |P|`` when all terms have one sign)."""
     with np.errstate(over="ignore", invalid="ignore"):
-        S = dot(np.abs(A), np.abs(B))
-        return S * factor + 3.0 * n * ETA
+        return down(P - (S * (2.0 * gamma(n) * (1.0 + 2.0**-20)) + 3.0 * n * ETA))
 
 
 def down(x: np.ndarray) -> np.ndarray:
@@ -72,42 +70,26 @@ def up(x: np.ndarray) -> np.ndarray:
 def matvec_lower(A: np.ndarray, x: np.ndarray) -> np.ndarray:
     """A rigorous lower bound of the exact ``A @ x``."""
     with np.errstate(over="ignore", invalid="ignore"):
-        return down(dot(A, x) - matmul_error(A, x))
+        return lower_from(dot(A, x), dot(np.abs(A), np.abs(x)), A.shape[-1])
 
 
 def matvec_upper(A: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """A rigorous upper bound of the exact ``A @ x``."""
+    """A rigorous upper bound of the exact ``A @ x`` (exact negation of a lower bound)."""
+    return -matvec_lower(-A, x)
+
+
+def interval_layer(kind: str, const, lower, upper) -> tuple[np.ndarray, np.ndarray]:
+    """Rigorous interval image of one non-ReLU layer, ``const`` its ``b`` (add, scale) or
+    ``[W+, W-, b]`` (affine: the exact bounds ``W+ l + W- u + b`` and ``W+ u + W- l + b``
+    are each one product ``[W+, W-, b] @ [l, u, 1]`` whose rounding matvec bounds)."""
     with np.errstate(over="ignore", invalid="ignore"):
-        return up(dot(A, x) + matmul_error(A, x))
-
-
-def interval_affine(
-    W: np.ndarray, b: np.ndarray, lower: np.ndarray, upper: np.ndarray, A=None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rigorous bounds of ``W x + b`` over the box ``lower <= x <= upper`` (or a stack).
-
-    Soundness: the exact lower bound is ``W+ l + W- u + b`` (each term minimised
-    separately), computed as one product ``[W+, W-, b] @ [l, u, 1]`` whose rounding
-    error :func:`matvec_lower` bounds; the upper bound likewise. ``A`` may pass that
-    matrix precomputed.
-    """
-    if A is None:
-        A = np.concatenate([np.maximum(W, 0.0), np.minimum(W, 0.0), b[:, None]], axis=1)
-    one = np.ones(lower.shape[:-1] + (1,))
-    lo = matvec_lower(A, np.concatenate([lower, upper, one], axis=-1))
-    hi = matvec_upper(A, np.concatenate([upper, lower, one], axis=-1))
-    return lo, hi
-
-
-def interval_layer(kind: str, W, b, lower, upper) -> tuple[np.ndarray, np.ndarray]:
-    """Rigorous interval image of one non-ReLU layer (affine, add, scale)."""
-    if kind == "affine":
-        return interval_affine(W, b, lower, upper)
-    if kind == "add":
-        with np.errstate(over="ignore", invalid="ignore"):
-            return down(lower + b), up(upper + b)
-    with np.errstate(over="ignore", invalid="ignore"):  # scale: exact products, rounded
-        a, c = lower * b, upper * b
+        if kind == "affine":
+            one = np.ones(lower.shape[:-1] + (1,))
+            lo = matvec_lower(const, np.concatenate([lower, upper, one], axis=-1))
+            return lo, matvec_upper(const, np.concatenate([upper, lower, one], axis=-1))
+        if kind == "add":
+            return down(lower + const), up(upper + const)
+        a, c = lower * const, upper * const  # scale: exact products, rounded
         return down(np.minimum(a, c)), up(np.maximum(a, c))
 
 

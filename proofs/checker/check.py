@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -401,7 +402,7 @@ def _check_holds(
     if len(trees) != len(subs):
         raise Malformed(f"{len(trees)} proof trees for {len(subs)} subproblems")
     widths = [net.layers[p].size for p in net.relu_layers]
-    counts: dict[str, int] = {}
+    counts: Counter = Counter()
     work = []
     for s, (entry, (lower, upper, polys)) in enumerate(zip(trees, subs, strict=False)):
         for indices, tree in _parts(entry, len(polys), f"trees[{s}]"):
@@ -409,46 +410,40 @@ def _check_holds(
     inherit = evidence.get("inherit", False)
     if not isinstance(inherit, bool):
         raise Malformed("evidence.inherit must be true or false")
+    chunk = rules.chunk_size(net)
     for tree, lower, upper, polys, root in work:
-        stack = [(tree, lower, upper, {}, root, 0, None)]
-        while stack:
-            node, lo, hi, phases, where, depth, inherited = stack.pop()
-            if depth > MAX_DEPTH or not isinstance(node, dict):
-                raise Malformed(f"{where}: not a proof node")
-            if "split" in node:
-                children = _children(node, lo, hi, phases, where, depth, widths)
-                if inherit:
-                    try:
-                        inherited = rules.node_bounds(net, lo, hi, phases, inherited)
-                    except rules.Empty:
-                        counts["empty subtree"] = counts.get("empty subtree", 0) + 1
+        inh: dict = {}  # split node id -> the bounds its children inherit (None: none)
+        for level in _structure(tree, lower, upper, widths, assumptions, root):
+            level = [n for n in level if n[0] is None or n[0] in inh]  # not in an empty subtree
+            groups: dict = {}  # regions checked together: splits (None), leaves by rule
+            for n in level:
+                groups.setdefault(n[6] and n[6][:2] + (n[6][2] is None,), []).append(n)
+            found = {n[1]: inh.get(n[0]) for n in groups.get(None, [])}
+            leaves = [n[6] for n in level if n[6]]
+            counts.update(f"assumed:{x[2]}" if x[0] == "assumed" else x[0] for x in leaves)
+            for key, nodes in groups.items():
+                if (key is None and not inherit) or (key is not None and key[0] == "assumed"):
+                    continue
+                for i in range(0, len(nodes), chunk):
+                    part = nodes[i : i + chunk]
+                    stack = (np.stack([n[2] for n in part]), np.stack([n[3] for n in part]))
+                    stack += ([n[4] for n in part], [inh.get(n[0]) for n in part])
+                    if key is None:  # not finite: the children keep the node's own bounds
+                        for n, bounds in zip(
+                            part, rules.each(rules.node_bounds, net, stack), strict=True
+                        ):
+                            if bounds is rules.EMPTY:
+                                counts["empty subtree"] += 1
+                                del found[n[1]]
+                            elif isinstance(bounds, dict):
+                                found[n[1]] = bounds
                         continue
-                stack.extend(child + (inherited,) for child in children)
-                continue
-            rule = get(node, "rule", where, str)
-            if rule == "assumed":
-                name = get(node, "assumption", where, str)
-                if name not in assumptions:
-                    raise Malformed(f"{where}: unknown assumption {name!r}")
-                counts[f"assumed:{name}"] = counts.get(f"assumed:{name}", 0) + 1
-                continue
-            if rule not in ("interval", "linear", "infeasible"):
-                raise Malformed(f"{where}: unknown rule {rule!r}")
-            slopes = _slopes(node.get("slopes"), widths, where)
-            mode = node.get("intermediate", "adaptive")
-            if mode not in ("adaptive", "slopes"):
-                raise Malformed(f"{where}.intermediate: 'adaptive' or 'slopes'")
-            rows = node.get("rows")  # a hint only: every row is tried
-            if rows is not None and not (
-                isinstance(rows, list) and all(isinstance(r, int) for r in rows)
-            ):
-                raise Malformed(f"{where}.rows: a list of row indices")
-            try:
-                everywhere = mode == "slopes"
-                rules.check_leaf(net, lo, hi, phases, rule, slopes, everywhere, polys, inherited)
-            except rules.NotProved as exc:
-                raise rules.NotProved(f"{where} ({rule}): {exc}") from None
-            counts[rule] = counts.get(rule, 0) + 1
+                    stack += ([n[6][2] for n in part],)
+                    got = rules.each(rules.check_leaves, net, stack, *key[:2], polys)
+                    for n, why in zip(part, got, strict=True):
+                        if why is not None:
+                            raise rules.NotProved(f"{n[5]} ({key[0]}): {why}")
+            inh = found
     total = sum(counts.values())
     detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     report.checked.append(
@@ -457,6 +452,50 @@ def _check_holds(
     for key, value in counts.items():
         if key.startswith("assumed:"):
             report.trusted.append(f"{value} leaves closed by assumption {key[8:]!r}, not checked")
+
+
+def _structure(tree, lower, upper, widths: list[int], assumptions: set, where: str) -> list:
+    """Read a whole proof tree (every check that needs no bounds) into levels by depth.
+
+    Each node is ``(parent id, id, lower, upper, phases, where, leaf)``, ``leaf`` None for
+    a split, else ``(rule, slopes everywhere, slopes)`` or ``("assumed", False, name)``.
+    """
+    levels: list[list] = []
+    ident = 0
+    stack = [(tree, lower, upper, {}, where, 0, None)]
+    while stack:
+        node, lo, hi, phases, where, depth, parent = stack.pop()
+        if depth > MAX_DEPTH or not isinstance(node, dict):
+            raise Malformed(f"{where}: not a proof node")
+        if depth == len(levels):
+            levels.append([])
+        ident, leaf = ident + 1, None
+        if "split" in node:
+            for child in _children(node, lo, hi, phases, where, depth, widths):
+                stack.append(child + (ident,))
+        else:
+            leaf = _leaf(node, where, widths, assumptions)
+        levels[depth].append((parent, ident, lo, hi, phases, where, leaf))
+    return levels
+
+
+def _leaf(node: dict, where: str, widths: list[int], assumptions: set) -> tuple:
+    rule = get(node, "rule", where, str)
+    if rule == "assumed":
+        name = get(node, "assumption", where, str)
+        if name not in assumptions:
+            raise Malformed(f"{where}: unknown assumption {name!r}")
+        return ("assumed", False, name)
+    if rule not in ("interval", "linear", "infeasible"):
+        raise Malformed(f"{where}: unknown rule {rule!r}")
+    slopes = _slopes(node.get("slopes"), widths, where)
+    mode = node.get("intermediate", "adaptive")
+    if mode not in ("adaptive", "slopes"):
+        raise Malformed(f"{where}.intermediate: 'adaptive' or 'slopes'")
+    rows = node.get("rows")  # a hint only: every row is tried
+    if rows is not None and not (isinstance(rows, list) and all(isinstance(r, int) for r in rows)):
+        raise Malformed(f"{where}.rows: a list of row indices")
+    return (rule, mode == "slopes", slopes)
 
 
 def _children(node, lo, hi, phases, where, depth, widths):

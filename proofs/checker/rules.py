@@ -3,7 +3,8 @@
 A leaf's region is an input box plus ReLU phase constraints ``phases[(k, j)] = -1``
 (pre-activation of neuron j of ReLU layer k is <= 0) or ``+1`` (>= 0). Bounds are kept
 for every value of the network (``bounds[p]`` is the value *entering* layer p; the last
-entry is the output) and are rigorous over the reals (see :mod:`arith`).
+entry is the output) and are rigorous over the reals (see :mod:`arith`). Regions are
+processed in stacks (a leading batch axis); every region's arithmetic is independent.
 """
 
 from __future__ import annotations
@@ -24,6 +25,21 @@ class NotProved(Exception):
     """A rule did not prove its leaf; the message says why."""
 
 
+EMPTY = "empty"  # what :func:`node_bounds` gives for a region shown empty
+
+
+def _consts(layer) -> dict:
+    """Constants derived once from a layer's weights: ``|W|``, ``[W+, W-, b]``, ``[b, 1]``."""
+    if not layer.cache and layer.b is not None:
+        layer.cache["b1"] = np.concatenate([layer.b, [1.0]])
+        if layer.kind == "affine":
+            W = layer.W
+            layer.cache["absW"] = np.abs(W)
+            parts = [np.maximum(W, 0.0), np.minimum(W, 0.0), layer.b[:, None]]
+            layer.cache["ibp"] = np.concatenate(parts, axis=1)
+    return layer.cache
+
+
 def _relaxation(lower, upper, alpha):
     """Per-neuron coefficients of the ReLU bounds used in back-substitution.
 
@@ -32,7 +48,7 @@ def _relaxation(lower, upper, alpha):
     ``a u + t >= u`` (relu is convex, so a line above it at both ends is above it in
     between); ``t = max(-a l, u - a u)`` is computed rounded upwards, so the line is
     valid whatever float ``a`` is. Neurons with ``u <= 0`` output 0, with ``l >= 0`` their
-    input.
+    input. A NaN entry of ``alpha`` (or ``alpha`` None) means the adaptive choice.
     """
     inactive = upper <= 0
     active = (lower >= 0) & ~inactive
@@ -41,15 +57,18 @@ def _relaxation(lower, upper, alpha):
         a = np.clip(np.where(unstable, upper / (upper - lower), 0.0), 0.0, 1.0)
         t = np.maximum(arith.up(-a * lower), arith.up(upper - arith.down(a * upper)))
     t = np.where(unstable, t, 0.0)
-    if alpha is None:  # the CROWN/DeepPoly adaptive choice
-        alpha = np.where(upper > -lower, 1.0, 0.0)
+    adaptive = np.where(upper > -lower, 1.0, 0.0)  # the CROWN/DeepPoly adaptive choice
+    alpha = adaptive if alpha is None else np.where(np.isnan(alpha), adaptive, alpha)
     d_pos = np.where(active, 1.0, np.where(inactive, 0.0, alpha))
     d_neg = np.where(active, 1.0, np.where(inactive, 0.0, a))
     return d_pos, d_neg, t
 
 
-def backsubstitute(net: Network, Lam, stop: int, bounds, relax) -> np.ndarray:
-    """Rigorous lower bounds of ``Lam @ v`` where v is the value leaving layer ``stop - 1``.
+def backsubstitute(net: Network, Lam, stop: int, bounds, relax, c=None) -> np.ndarray:
+    """Rigorous lower bounds of ``Lam @ v + c`` where v is the value leaving layer ``stop - 1``.
+
+    ``bounds`` hold one region (vectors) or a stack of regions (a leading batch axis);
+    ``Lam`` is one matrix for all or one per region.
 
     Soundness: the invariant is ``target >= Lam v_q + c`` over the leaf region, for the
     exact (float-valued) entries of Lam and c. Through a linear layer the exact product
@@ -60,67 +79,100 @@ def backsubstitute(net: Network, Lam, stop: int, bounds, relax) -> np.ndarray:
     (two products of nonnegative terms, relative error below 2 gamma) is doubled and
     rounded up; the slack goes into c, rounded down. ReLU layers use :func:`_relaxation`.
     At the input, ``min over the box of Lam x + c`` is taken coordinate-wise, rounded down.
+    Each stacked region is an independent computation, so each gets the same guarantee.
     """
-    rows = Lam.shape[0]
-    c = np.zeros(rows)
+    batch = bounds[0][0].shape[:-1]
+    Lam = np.broadcast_to(Lam, batch + Lam.shape[-2:])
+    c = np.zeros(Lam.shape[:-1]) if c is None else np.broadcast_to(c, Lam.shape[:-1])
     gamma1 = 2.0 * arith.gamma(1) * (1.0 + 2.0**-20)
     with np.errstate(over="ignore", invalid="ignore"):
         for q in range(stop - 1, -1, -1):
             layer = net.layers[q]
             lo, hi = bounds[q]
             mz = np.maximum(np.abs(lo), np.abs(hi))
-            if layer.kind == "affine":
-                # sum_j |fl(Lam W) - Lam W|_rj mz_j <= gamma_n (|Lam| (|W| mz))_r + n eta |mz|_1,
-                # evaluated as a matrix-vector chain (nonnegative terms; slack factor 2)
-                n = layer.W.shape[1]
-                chain = np.abs(Lam) @ (np.abs(layer.W) @ mz)
-                err = arith.up(chain * (2.0 * arith.gamma(n) * (1.0 + 2.0**-20)))
-                err = arith.up(
-                    err + 3.0 * (n + Lam.shape[1]) * arith.ETA * (float(np.sum(mz)) + 1.0)
-                )
-                A = np.concatenate([Lam, c[:, None]], axis=1)
-                base = arith.matvec_lower(A, np.concatenate([layer.b, [1.0]]))
-                c = arith.down(base - err)
+            if layer.kind == "add":
+                A = np.concatenate([Lam, c[..., None]], axis=-1)
+                c = arith.matvec_lower(A, _consts(layer)["b1"])
+            elif layer.kind == "affine":
+                # c += Lam b, and sum_j |fl(Lam W) - Lam W|_rj mz_j <= gamma_n (|Lam| (|W| mz))_r
+                # + n eta |mz|_1, evaluated as a matrix-vector chain (nonnegative terms;
+                # slack factor 2); |Lam| |b| and |Lam| (|W| mz) are one product
+                n, m = layer.W.shape[1], Lam.shape[-1]
+                right = np.broadcast_to(np.abs(layer.b), mz.shape[:-1] + (m,))
+                right = np.stack([arith.dot(_consts(layer)["absW"], mz), right], axis=-1)
+                both = np.abs(Lam) @ right
+                c = arith.down(c + arith.lower_from(arith.dot(Lam, layer.b), both[..., 1], m))
+                err = arith.up(both[..., 0] * (2.0 * arith.gamma(n) * (1.0 + 2.0**-20)))
+                total = np.sum(mz, axis=-1, keepdims=True) + 1.0
+                err = arith.up(err + 3.0 * (n + m) * arith.ETA * total)
+                c = arith.down(c - err)
                 Lam = Lam @ layer.W
-            elif layer.kind == "add":
-                A = np.concatenate([Lam, c[:, None]], axis=1)
-                c = arith.matvec_lower(A, np.concatenate([layer.b, [1.0]]))
             else:
+                # new = fl(Lam d), d the lower slope where Lam >= 0, else the upper one (one
+                # of the two products is 0: the sum is exact); c += T t - E mz, T = min(Lam,
+                # 0), E = gamma1 |new| + 3 eta >= |fl(Lam d) - Lam d|: the eta part apart
+                # (4 eta fl(sum mz) >= 3 eta sum mz) keeps subnormals (slow) out of products.
+                # T t and |new| mz have terms of one sign, so S = |P| in lower_from.
+                n = Lam.shape[-1]
+                total = np.sum(mz, axis=-1, keepdims=True) + 1.0
+                slack = arith.up(4.0 * arith.ETA * total)
                 if layer.kind == "scale":
-                    new = Lam * layer.b[None, :]
-                    T, t = np.zeros_like(Lam), np.zeros(Lam.shape[1])
+                    Lam = Lam * layer.b
                 else:
                     d_pos, d_neg, t = relax[q]
-                    new = np.where(Lam >= 0, Lam * d_pos[None, :], Lam * d_neg[None, :])
-                    T = np.minimum(Lam, 0.0)
-                E = np.abs(new) * gamma1 + 3.0 * arith.ETA
-                A = np.concatenate([T, -E, c[:, None]], axis=1)
-                c = arith.matvec_lower(A, np.concatenate([t, mz, [1.0]]))
-                Lam = new
-            if not arith.finite(Lam, c):
+                    T, new = np.minimum(Lam, 0.0), np.maximum(Lam, 0.0)
+                    neg = arith.dot(T, t)
+                    c = arith.down(c + arith.lower_from(neg, -neg, n))
+                    new *= d_pos[..., None, :]
+                    T *= d_neg[..., None, :]
+                    new += T
+                    Lam = new
+                pos = arith.dot(np.abs(Lam), mz)
+                slack = arith.up(arith.up(gamma1 * -arith.lower_from(-pos, pos, n)) + slack)
+                c = arith.down(c - slack)
+            if not arith.finite(c):  # a non-finite Lam makes the next c non-finite
                 raise NotProved("non-finite value in back-substitution")
         lo, hi = bounds[0]
-        A = np.concatenate([np.maximum(Lam, 0.0), np.minimum(Lam, 0.0), c[:, None]], axis=1)
-        result = arith.matvec_lower(A, np.concatenate([lo, hi, [1.0]]))
-    if not arith.finite(result):
+        one = np.ones(lo.shape[:-1] + (1,))
+        A = np.concatenate([np.maximum(Lam, 0.0), np.minimum(Lam, 0.0), c[..., None]], axis=-1)
+        result = arith.matvec_lower(A, np.concatenate([lo, hi, one], axis=-1))
+    if not arith.finite(result, Lam):
         raise NotProved("non-finite linear bound")
     return result
 
 
-def layer_bounds(
-    net: Network, lower, upper, phases: dict, slopes: dict | None, linear: bool, inherited=None
-):
-    """Bounds of every value over the leaf region, and the ReLU relaxations used.
+def _clamps(net: Network, phases, batch: tuple) -> dict:
+    """Per ReLU ordinal, masks of the split constraints ``z <= 0`` and ``z >= 0``."""
+    items = [phases] if isinstance(phases, dict) else phases
+    masks: dict[int, tuple] = {}
+    for i, item in enumerate(items):
+        for (k, j), phase in item.items():
+            if k not in masks:
+                shape = (len(items), net.layers[net.relu_layers[k]].size)
+                masks[k] = (np.zeros(shape, bool), np.zeros(shape, bool))
+            masks[k][0][i, j] |= phase in (-1, 2)  # 2: both, pre-activation = 0
+            masks[k][1][i, j] |= phase in (1, 2)
+    return {
+        k: (a.reshape(batch + a.shape[1:]), b.reshape(batch + b.shape[1:]))
+        for k, (a, b) in masks.items()
+    }
+
+
+def region_bounds(net: Network, lower, upper, phases, slopes, linear, inherited=None):
+    """Bounds of every value over a region (or a stack), the ReLU relaxations, which are empty.
 
     With ``linear`` the pre-activation bounds of every ReLU layer are the intersection of
     interval propagation and back-substitution (with ``slopes``, a dict from ReLU ordinal
-    to alpha vectors; a missing layer uses the adaptive choice). ``inherited`` (ReLU
-    ordinal -> (lo, hi), bounds valid on a region containing this one) is intersected
-    too. Split constraints clamp the pre-activation bounds; an empty interval raises
-    :class:`Empty`.
+    to alpha vectors, NaN or a missing layer meaning the adaptive choice); ``inherited``
+    (ReLU ordinal -> (lo, hi), valid on a region containing this one) is intersected too,
+    then split constraints clamp them. ``phases`` is a dict for one region, a list for a
+    stack; slopes and inherited bounds carry its batch axis. Returns ``(bounds, relax,
+    empty)``; when every region is shown empty the lists stop at that layer.
     """
-    bounds = [(np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64))]
-    relax: dict[int, tuple] = {}
+    lower, upper = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+    clamps = _clamps(net, phases, lower.shape[:-1])
+    bounds, relax = [(lower, upper)], {}
+    empty = np.zeros(lower.shape[:-1], bool)
     ordinal = 0
     for p, layer in enumerate(net.layers):
         lo, hi = bounds[-1]
@@ -130,30 +182,46 @@ def layer_bounds(
             bounds.append((np.maximum(lo, 0.0), np.maximum(hi, 0.0)))
             ordinal += 1
             continue
-        lo, hi = arith.interval_layer(layer.kind, layer.W, layer.b, lo, hi)
-        feeds_relu = p + 1 < len(net.layers) and net.layers[p + 1].kind == "relu"
+        const = _consts(layer)["ibp"] if layer.kind == "affine" else layer.b
+        lo, hi = arith.interval_layer(layer.kind, const, lo, hi)
         if not arith.finite(lo, hi):
             raise NotProved(f"non-finite interval bound after layer {p}")
-        if feeds_relu:
-            if linear:
-                m = lo.size
-                eye = np.eye(m)
-                both = backsubstitute(net, np.concatenate([eye, -eye]), p + 1, bounds, relax)
-                lo, hi = np.maximum(lo, both[:m]), np.minimum(hi, -both[m:])
+        if p + 1 < len(net.layers) and net.layers[p + 1].kind == "relu":
             if inherited is not None and ordinal in inherited:
                 lo = np.maximum(lo, inherited[ordinal][0])
                 hi = np.minimum(hi, inherited[ordinal][1])
-            for (k, j), phase in phases.items():
-                if k == ordinal:
-                    if phase in (-1, 2):  # pre-activation <= 0
-                        hi = hi.copy()
-                        hi[j] = min(hi[j], 0.0)
-                    if phase in (1, 2):  # pre-activation >= 0
-                        lo = lo.copy()
-                        lo[j] = max(lo[j], 0.0)
-            if np.any(lo > hi):
-                raise Empty(f"ReLU layer {ordinal}: empty pre-activation interval")
+            if linear:  # neurons inactive in every region of the stack and not split: their
+                m = lo.shape[-1]  # bounds are never used (output 0), so no back-substitution
+                rows = (hi > 0).reshape(-1, m).any(axis=0)
+                if ordinal in clamps:
+                    rows |= (clamps[ordinal][0] | clamps[ordinal][1]).reshape(-1, m).any(axis=0)
+                rows = np.flatnonzero(rows)
+                if rows.size:  # +-e_j through this layer first, exactly when it is affine
+                    Lam, c, stop = np.concatenate([np.eye(m)[rows], -np.eye(m)[rows]]), None, p + 1
+                    if layer.kind == "affine":
+                        Lam = np.concatenate([layer.W[rows], -layer.W[rows]])
+                        c, stop = np.concatenate([layer.b[rows], -layer.b[rows]]), p
+                    both = backsubstitute(net, Lam, stop, bounds, relax, c)
+                    lo, hi = lo.copy(), hi.copy()
+                    lo[..., rows] = np.maximum(lo[..., rows], both[..., : rows.size])
+                    hi[..., rows] = np.minimum(hi[..., rows], -both[..., rows.size :])
+            if ordinal in clamps:
+                hi = np.where(clamps[ordinal][0], np.minimum(hi, 0.0), hi)
+                lo = np.where(clamps[ordinal][1], np.maximum(lo, 0.0), lo)
+            empty = empty | np.any(lo > hi, axis=-1)
+            if np.all(empty):
+                return bounds, relax, empty
         bounds.append((lo, hi))
+    return bounds, relax, empty
+
+
+def layer_bounds(
+    net: Network, lower, upper, phases: dict, slopes: dict | None, linear: bool, inherited=None
+):
+    """:func:`region_bounds` of one region; raises :class:`Empty` when it is shown empty."""
+    bounds, relax, empty = region_bounds(net, lower, upper, phases, slopes, linear, inherited)
+    if np.any(empty):
+        raise Empty("empty pre-activation interval")
     return bounds, relax
 
 
@@ -162,79 +230,103 @@ def rows_proved_interval(bounds, C: np.ndarray, d: np.ndarray) -> np.ndarray:
     lo, hi = bounds[-1]
     A = np.concatenate([np.maximum(C, 0.0), np.minimum(C, 0.0)], axis=1)
     with np.errstate(over="ignore", invalid="ignore"):
-        low = arith.matvec_lower(A, np.concatenate([lo, hi]))
+        low = arith.matvec_lower(A, np.concatenate([lo, hi], axis=-1))
     return np.isfinite(low) & (low > d)
 
 
-def node_bounds(net: Network, lower, upper, phases: dict, inherited) -> dict | None:
-    """Pre-activation bounds (adaptive linear) of a split node, for its children to inherit.
+def _stack(net: Network, items: list, fill: float | None) -> dict | None:
+    """Stack per-region dicts (ReLU ordinal -> slopes, or (lo, hi) with ``fill`` for none)."""
+    if all(item is None for item in items):
+        return None
+    out = {}
+    for k, p in enumerate(net.relu_layers):
+        nan, inf = np.full(net.layers[p].size, np.nan), np.full(net.layers[p].size, fill or 0.0)
+        if fill is None:  # slopes: NaN = adaptive
+            out[k] = np.stack([it[k] if it and k in it else nan for it in items])
+            continue
+        lo = np.stack([-inf if it is None else it[k][0] for it in items])
+        out[k] = (lo, np.stack([inf if it is None else it[k][1] for it in items]))
+    return out
 
-    Raises :class:`Empty` when the node's region is empty; None when not finite.
-    """
+
+def each(function, net: Network, stack: tuple, *args) -> list:
+    """``function`` on the whole stack, or region by region when a bound is not finite."""
     try:
-        bounds, _ = layer_bounds(net, lower, upper, phases, None, True, inherited)
-    except NotProved:
-        return inherited
-    return {k: bounds[p] for k, p in enumerate(net.relu_layers)}
+        return function(net, stack, *args)
+    except NotProved as exc:
+        if len(stack[2]) == 1:
+            return [exc]
+    return [
+        each(function, net, tuple(v[i : i + 1] for v in stack), *args)[0]
+        for i in range(len(stack[2]))
+    ]
 
 
-def check_leaf(
-    net, lower, upper, phases, rule, slopes, slopes_everywhere, polytopes, inherited=None
-) -> str:
-    """Check one leaf; return a short description or raise NotProved.
+def node_bounds(net: Network, stack: tuple) -> list:
+    """Pre-activation bounds (adaptive linear) of split nodes, for their children to inherit.
 
-    The intermediate bounds are computed with the adaptive slopes and, when that does not
-    suffice and ``slopes`` are given, again with ``slopes`` (only the latter when
-    ``slopes_everywhere``); each polytope's rows are tried with the interval test and with
+    ``stack`` is ``(lower, upper, phases, inherited)`` (per node a dict or None). Per node:
+    a dict ReLU ordinal -> (lo, hi), :data:`EMPTY` when its region is shown empty, or a
+    :class:`NotProved` when the bounds are not finite (the children keep ``inherited``).
+    """
+    lower, upper, phases, inherited = stack
+    bounds, _, empty = region_bounds(
+        net, lower, upper, phases, None, True, _stack(net, inherited, np.inf)
+    )
+    relus = list(enumerate(net.relu_layers))
+    return [
+        EMPTY if e else {k: (bounds[p][0][i], bounds[p][1][i]) for k, p in relus}
+        for i, e in enumerate(empty)
+    ]
+
+
+def check_leaves(net: Network, stack: tuple, rule: str, everywhere: bool, polytopes) -> list:
+    """Check leaves sharing rule, slope mode and polytopes; per leaf None (closed) or why not.
+
+    ``stack`` is ``(lower, upper, phases, inherited, slopes)``, per leaf a dict or None
+    (all slopes None or all given). The intermediate bounds are computed with the adaptive
+    slopes and, for leaves not closed so and with slopes, again with them (only the latter
+    when ``everywhere``); each polytope's rows are tried with the interval test and with
     back-substitution using the given and the adaptive final slopes. Every combination is
     a sound bound, so any success excludes the polytope on the leaf.
     """
-    linear = rule in ("linear", "infeasible")
-    if slopes_everywhere:
-        variants = [slopes]
-    elif slopes is not None:
-        variants = [None, slopes]
-    else:
-        variants = [None]
-    remaining = list(range(len(polytopes)))
-    best = {}
+    lower, upper, phases, inherited, slopes = stack
+    given, stacked = _stack(net, slopes, None), _stack(net, inherited, np.inf)
+    variants = [given] if everywhere else ([None, given] if given is not None else [None])
+    shown = np.zeros((len(phases), len(polytopes)), bool)
+    best, done = np.full(shown.shape, -np.inf), np.zeros(len(phases), bool)
     for inner in variants:
-        try:
-            bounds, relax = layer_bounds(net, lower, upper, phases, inner, linear, inherited)
-        except Empty:
-            return "region empty"
+        linear = rule in ("linear", "infeasible")
+        bounds, relax, empty = region_bounds(net, lower, upper, phases, inner, linear, stacked)
+        done |= empty
+        if done.all():
+            break
         if rule == "infeasible":
             continue
-        finals = [relax]
-        if slopes is not None and inner is None:
-            finals.append(_final_relax(net, bounds, slopes))
-        still = []
-        for index in remaining:
-            C, d = polytopes[index]
-            if rows_proved_interval(bounds, C, d).any():
-                continue
-            if rule == "linear":
-                for final in finals:
+        finals = [relax] + ([_final_relax(net, bounds, given)] if given and not inner else [])
+        for index, (C, d) in enumerate(polytopes):
+            shown[:, index] |= rows_proved_interval(bounds, C, d).any(axis=-1)
+            for final in finals if rule == "linear" else []:
+                if not (shown[:, index] | done).all():
                     gap = backsubstitute(net, C, len(net.layers), bounds, final) - d
-                    best[index] = max(best.get(index, -np.inf), float(np.max(gap, initial=-np.inf)))
-                    if np.any(gap > 0):
-                        break
-                else:
-                    still.append(index)
-                continue
-            still.append(index)
-        remaining = still
-        if not remaining:
-            return "closed"
-    if rule == "infeasible":
-        raise NotProved("the leaf's region is not shown empty")
-    index = remaining[0]
-    if rule != "linear":
-        raise NotProved(f"unsafe polytope {index} not excluded by interval bounds")
-    raise NotProved(
-        f"unsafe polytope {index}: best linear lower bound minus d is "
-        f"{best.get(index, -np.inf):.3g}, not positive"
-    )
+                    best[:, index] = np.maximum(best[:, index], gap.max(axis=-1, initial=-np.inf))
+                    shown[:, index] |= np.any(gap > 0, axis=-1)
+        if (done | shown.all(axis=1)).all():
+            break
+    why = {
+        "infeasible": "the leaf's region is not shown empty",
+        "interval": "unsafe polytope {j} not excluded by interval bounds",
+        "linear": "unsafe polytope {j}: best linear lower bound minus d is {g:.3g}, not positive",
+    }[rule]
+    first = np.argmin(np.c_[shown, np.zeros(len(shown), bool)], axis=1)  # the first open one
+    closed = done | (shown.all(axis=1) & (rule != "infeasible"))
+    return [None if closed[i] else why.format(j=j, g=best[i, j]) for i, j in enumerate(first)]
+
+
+def chunk_size(net: Network) -> int:
+    """How many regions to stack at once (work arrays of about a megabyte stay in cache)."""
+    wide = max([net.input_size] + [layer.size for layer in net.layers])
+    return max(1, 100_000 // (2 * wide * wide))
 
 
 def _final_relax(net: Network, bounds, slopes: dict) -> dict:
