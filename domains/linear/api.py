@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 import torch
@@ -75,6 +75,7 @@ def linear_bounds(
     return_coefficients: bool = False,
     beta: bool = False,
     betas: Mapping[str, torch.Tensor] | None = None,
+    final: Collection[str] = (),
 ) -> LinearBoundResult:
     """Sound lower bounds of ``C @ flatten(y)`` over a batch of boxes, by back-substitution.
 
@@ -96,6 +97,9 @@ def linear_bounds(
             constraints (beta-CROWN), one per (box, row of C, split neuron).
         betas: multipliers to use (or warm-start from): ReLU input name -> ``(B, m, n)``
             (``result.betas`` of a previous call with the same ``C``).
+        final: names of ``intermediate`` values whose given bounds are used as they are
+            (no back-substitution to tighten them; e.g. the bounds a previous call
+            computed on the same region). Sound: the given bounds hold on the region.
 
     Returns:
         A :class:`LinearBoundResult`.
@@ -114,6 +118,7 @@ def linear_bounds(
         intermediate,
         return_coefficients,
         (beta, betas),
+        frozenset(final),
     )
     return result
 
@@ -130,6 +135,7 @@ def _run(
     intermediate,
     coeffs,
     beta=(False, None),
+    final=frozenset(),
 ):
     lower = _as_tensor(lower)
     upper = _as_tensor(upper, lower)
@@ -164,6 +170,7 @@ def _run(
                 _chunk(intermediate, start, stop),
                 coeffs,
                 (beta[0], _chunk(beta[1], start, stop)),
+                final,
             )
         )
     if len(pieces) == 1:
@@ -190,9 +197,20 @@ def _run(
 
 
 def _one(
-    graph, lower, upper, lam, splits, slopes, alpha_steps, alpha_lr, intermediate, coeffs, beta
+    graph,
+    lower,
+    upper,
+    lam,
+    splits,
+    slopes,
+    alpha_steps,
+    alpha_lr,
+    intermediate,
+    coeffs,
+    beta,
+    final=frozenset(),
 ):
-    analysis = Analysis(graph, lower, upper, splits=splits, intermediate=intermediate)
+    analysis = Analysis(graph, lower, upper, splits=splits, intermediate=intermediate, final=final)
     batch = analysis.batch
     use_beta, given_betas = beta
     mults = {}

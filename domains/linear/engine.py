@@ -17,7 +17,7 @@ final back-substitution from ``C`` uses the slopes set by :meth:`Analysis.set_sl
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import torch
 
@@ -42,6 +42,8 @@ class Analysis:
         splits: ReLU input value name -> int8 ``(B, n)`` (-1 inactive, 0 free, +1 active).
         intermediate: value name -> ``(l, u)`` bounds ``(B, n)`` or ``(B, *shape)`` known
             to hold on the region (e.g. from a parent branch-and-bound node).
+        final: names of ``intermediate`` values whose given bounds are not tightened by
+            back-substitution (only intersected and clamped by splits).
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class Analysis:
         *,
         splits: Mapping[str, torch.Tensor] | None = None,
         intermediate: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+        final: Collection[str] = (),
     ) -> None:
         check_supported(graph)
         self.graph = graph
@@ -94,6 +97,7 @@ class Analysis:
             for name, (lo, hi) in (intermediate or {}).items()
             if name in graph.shapes
         }
+        self.final = frozenset(name for name in final if name in self.intermediate)
         self._boxes: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._mags: dict[str, torch.Tensor] = {}
         self._amags: dict[str, torch.Tensor] = {}
@@ -199,7 +203,8 @@ class Analysis:
                 self._amags[node.name] = amag.to(self.device)
             self._set_box(node.name, lb, ub)
             if node.name in self.needs_bounds:
-                if not all(name == self.input for name in node.inputs):
+                inputs_only = all(name == self.input for name in node.inputs)
+                if not inputs_only and node.name not in self.final:
                     self._tighten_by_backsubstitution(node.name)
                 self._refine(node.name)
 
@@ -207,6 +212,12 @@ class Analysis:
         shape = self.shape(name)
         n = math.prod(shape)
         lb, ub = self._boxes[name]
+        if name in self.intermediate:
+            # Bounds known on the region (e.g. the parent node's) are intersected first,
+            # so neurons they already show stable need no back-substitution. Sound: the
+            # intersection of two valid bounds is valid (``_refine`` intersects anyway).
+            known_l, known_u = self.intermediate[name]
+            lb, ub = torch.maximum(lb, known_l), torch.minimum(ub, known_u)
         flat_l, flat_u = lb.reshape(lb.shape[0], n), ub.reshape(ub.shape[0], n)
         if name in self.piecewise_only:
             # Neurons stable on every box of the batch are relaxed exactly by their

@@ -54,6 +54,7 @@ from prover.engine.branching import (
     relu_scores,
 )
 from prover.engine.frontier import (
+    LAST,
     Leaves,
     bisect,
     probe_leaves,
@@ -164,20 +165,31 @@ class _Search:
             return self.config.batch if left > 0 else 0
         return max(0, int(left / (1.25 * cost)))
 
-    def _bound(self, leaves: Leaves, alpha: bool) -> LeafBounds:
+    def _bound(self, leaves: Leaves, alpha: bool, final: bool = False) -> LeafBounds:
         self.stats["domain_calls"] += 1
         self.stats["bounded"] += len(leaves)
         n = len(leaves)
         started = time.monotonic()
         try:
-            return self._call_bounder(leaves, alpha)
+            return self._call_bounder(leaves, alpha, final)
         finally:
             per_leaf = (time.monotonic() - started) / n
             old = self.cost.get(alpha)
             self.cost[alpha] = per_leaf if old is None else 0.5 * (old + per_leaf)
 
-    def _call_bounder(self, leaves: Leaves, alpha: bool) -> LeafBounds:
+    def _call_bounder(self, leaves: Leaves, alpha: bool, final: bool = False) -> LeafBounds:
         n = len(leaves)
+        extra: dict[str, Any] = {}
+        known = leaves.intermediate()
+        if getattr(self.bounder, "supports_reuse", False):
+            warm = leaves.slopes() if alpha else None
+            if warm:
+                extra["slopes"] = warm  # the parent's slopes start the optimisation
+            if final and known:
+                extra["final"] = tuple(known)  # computed on these very leaves: use as is
+            elif known and LAST in leaves.t and len(leaves):
+                newest = int(leaves[LAST].min())  # -1 when some leaf has none
+                extra["final"] = tuple(v for v in self.relus[: newest + 1] if v in known)
         with torch.enable_grad() if alpha else torch.no_grad():
             return self.bounder.bound(
                 self.graph,
@@ -186,7 +198,8 @@ class _Search:
                 self.rows.C,
                 splits=leaves.splits(self.relus) if self.mode == "relu" else None,
                 alpha=alpha,
-                intermediate=leaves.intermediate(),
+                intermediate=known,
+                **extra,
             )
 
     def _close(self, leaves: Leaves, bounds: LeafBounds) -> tuple[torch.Tensor, torch.Tensor]:
@@ -345,9 +358,12 @@ class _Search:
 
     def _inherited(self, bounds: LeafBounds) -> dict:
         """The bounds the children inherit (valid on every sub-region of the leaf)."""
-        if not self.config.reuse_intermediate or not bounds.intermediate:
-            return {}
         out = {}
+        if self.alpha and self.config.warm_slopes and bounds.slopes:
+            for name, value in bounds.slopes.items():
+                out[("slope", name)] = value.reshape(value.shape[0], -1)
+        if not self.config.reuse_intermediate or not bounds.intermediate:
+            return out
         for name, (lo, up) in bounds.intermediate.items():
             out[("lo", name)] = lo
             out[("up", name)] = up
@@ -398,7 +414,15 @@ class _Search:
         if self.alpha and unclosed and unclosed <= self._affordable(True):
             keep = ~closed
             leaves, bounds, excluded = restrict(leaves, bounds, excluded, keep)
-            bounds = self._bound(leaves, alpha=True)
+            final = bool(bounds.intermediate) and self.config.reuse_intermediate
+            if final:
+                # The plain pass's pre-activation bounds hold on these leaves: the alpha
+                # pass reuses them instead of back-substituting again.
+                leaves = Leaves(dict(leaves.t))
+                for name, (lo, up) in bounds.intermediate.items():
+                    leaves.t[("lo", name)] = lo
+                    leaves.t[("up", name)] = up
+            bounds = self._bound(leaves, alpha=True, final=final)
             closed, excluded = self._close(leaves, bounds)
         keep = ~closed
         if not bool(keep.any()):

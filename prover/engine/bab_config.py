@@ -38,6 +38,9 @@ class BabConfig:
             stack holds less than a batch).
         reuse_intermediate: children inherit the parent's pre-activation bounds (the
             bounder intersects them with its own; costs memory per open leaf).
+        warm_slopes: in ReLU mode with alpha, children inherit the parent's ReLU lower
+            slopes, which start their slope optimisation (the bound stays sound for any
+            slopes in [0, 1]; the slopes actually used are recorded as evidence).
         log_every: seconds between progress messages (INFO).
         bounder: the bounding method; None picks the best available domain.
     """
@@ -56,6 +59,7 @@ class BabConfig:
     lookahead: int = 1
     starve: float = 32.0
     lookahead_score: str = "sum"
+    warm_slopes: bool = True
     log_every: float = 5.0
     bounder: Bounder | None = None
 

@@ -12,6 +12,12 @@ import torch
 from prover.engine.leaves import LeafBounds
 from prover.engine.record import SearchRecord
 
+#: Key of the ReLU layer index of each leaf's newest split (-1: none, or the box changed
+#: since). The inherited pre-activation bounds of that layer and the ones before it are
+#: exactly what the bounder would compute again (the new split only changes the
+#: relaxation of later layers), so they are reused as they are.
+LAST = ("last", "")
+
 
 class Leaves:
     """A batch of open leaves: named tensors sharing the leading (leaf) axis.
@@ -49,6 +55,11 @@ class Leaves:
 
     def splits(self, names: list[str]) -> dict[str, torch.Tensor]:
         return {name: self.t[("split", name)] for name in names}
+
+    def slopes(self) -> dict[str, torch.Tensor] | None:
+        """The ReLU lower slopes inherited from the parent nodes (``("slope", v)``), or None."""
+        found = {k[1]: v for k, v in self.t.items() if isinstance(k, tuple) and k[0] == "slope"}
+        return found or None
 
     def intermediate(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]] | None:
         names = [k[1] for k in self.t if isinstance(k, tuple) and k[0] == "lo"]
@@ -125,6 +136,8 @@ def bisect(
     ):
         ids[i, 0], ids[i, 1] = split(node, dim, value)
     tensors = children(leaves, ids, inherited)
+    if LAST in tensors:
+        tensors[LAST] = torch.full_like(tensors[LAST], -1)  # the input box changed
     tensors["lower"] = torch.stack([lo, above_lo], 1).reshape(2 * n, -1)
     tensors["upper"] = torch.stack([below_up, up], 1).reshape(2 * n, -1)
     scores = scores.clone()
@@ -153,6 +166,7 @@ def relu_children(
     ):
         ids[i, 0], ids[i, 1] = split(node, relus[k], j)
     tensors = children(leaves, ids, inherited)
+    tensors[LAST] = layer.repeat_interleave(2, 0)
     tensors["lower"] = leaves["lower"].repeat_interleave(2, 0)
     tensors["upper"] = leaves["upper"].repeat_interleave(2, 0)
     index = torch.arange(n)

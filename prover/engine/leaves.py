@@ -107,6 +107,9 @@ class LinearBounder:
 
     supports_splits = True
     supports_alpha = True
+    #: ``bound`` also takes ``slopes`` (warm start) and ``final`` (intermediate bounds
+    #: used as given); see ``domains.linear.api.linear_bounds``.
+    supports_reuse = True
     rule = "linear"
 
     def __init__(self, policy: str = "crown", alpha_steps: int = 20) -> None:
@@ -117,7 +120,17 @@ class LinearBounder:
         self.alpha_steps = alpha_steps
 
     def bound(
-        self, graph, lower, upper, C, *, splits=None, alpha=False, intermediate=None
+        self,
+        graph,
+        lower,
+        upper,
+        C,
+        *,
+        splits=None,
+        alpha=False,
+        intermediate=None,
+        slopes=None,
+        final=(),
     ) -> LeafBounds:
         steps = self.alpha_steps if alpha else 0
         result = self._linear_bounds(
@@ -126,6 +139,8 @@ class LinearBounder:
             upper,
             C,
             splits=splits or None,
+            slopes=slopes,
+            final=final,
             policy=self.policy,
             alpha_steps=steps,
             intermediate=intermediate,
