@@ -47,18 +47,6 @@ _REGISTRY = {
 }
 
 
-def available() -> tuple[str, ...]:
-    """Names of the domains that can be loaded in this installation."""
-    names = []
-    for name in _REGISTRY:
-        try:
-            get_domain(name)
-        except ProverError:
-            continue
-        names.append(name)
-    return tuple(names)
-
-
 def get_domain(name: str) -> Domain:
     """Return the domain called ``name`` (``DOMAINS`` attribute of its api module)."""
     if name not in _REGISTRY:

@@ -150,6 +150,7 @@ def cmd_prove(args: argparse.Namespace) -> int:
                     "value": result.value,
                     "certificate": result.certificate,
                     "checked": result.checked,
+                    "proof_leaves": result.stats.get("proof_leaves"),
                 },
                 indent=2,
             )
@@ -168,6 +169,8 @@ def cmd_prove(args: argparse.Namespace) -> int:
             lo, hi = result.bounds
             for i, (a, b) in enumerate(zip(lo.reshape(-1)[:20], hi.reshape(-1)[:20], strict=False)):
                 print(f"  y[{i}] in [{a:.6g}, {b:.6g}]")
+        if result.stats.get("proof_leaves"):
+            print(f"  proof: {result.stats['proof_leaves']} closed leaves")
         if result.value is not None:
             print(f"  certified value: {result.value:.6g}")
         if result.certificate:

@@ -22,7 +22,7 @@ import numpy as np
 from prover import semantics
 from prover.engine import falsify
 from prover.engine.cascade import run_cascade
-from prover.engine.proof import Closed, ProofTree
+from prover.engine.proof import Closed, ProofTree, count_leaves
 from prover.engine.replay import replay
 from prover.ir.graph import Graph
 from prover.options import Options
@@ -141,6 +141,15 @@ def solve_subproblem(
     ), cascade.output_bounds
 
 
+def _leaves(tree: ProofTree | list[tuple[list[int], ProofTree]] | None) -> int:
+    """Leaves of a subproblem's proof (a tree, or parts each with its own tree)."""
+    if tree is None:
+        return 0
+    if isinstance(tree, list):
+        return sum(count_leaves(part) for _, part in tree)
+    return count_leaves(tree)
+
+
 def _rule_of(methods: list[str]) -> str:
     if methods == ["interval"]:
         return "interval"
@@ -195,6 +204,7 @@ def verify(
         )
     if len(verdicts) == len(subproblems) and all(v.verdict is Verdict.HOLDS for v in verdicts):
         methods = "+".join(sorted({v.method for v in verdicts}))
+        stats["proof_leaves"] = sum(_leaves(v.tree) for v in verdicts)
         return Result(
             Verdict.HOLDS, bounds=output_bounds, method=methods, elapsed=elapsed, stats=stats
         )

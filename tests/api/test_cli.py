@@ -62,6 +62,7 @@ def test_prove_holds_and_json(tmp_path: Path, capsys) -> None:
     data = json.loads(out)
     assert code == 0 and data["verdict"] == "holds"
     assert data["bounds"] is not None
+    assert data["proof_leaves"] == 1  # closed by the cascade: one leaf
 
 
 def test_prove_violated_prints_counterexample(tmp_path: Path, capsys) -> None:
