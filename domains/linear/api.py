@@ -191,6 +191,9 @@ def _run(
         },
         coefficients=cat([r.coefficients for r in results]),
         constant=cat([r.constant for r in results]),
+        relu_coefficients={
+            k: cat([r.relu_coefficients[k] for r in results]) for k in results[0].relu_coefficients
+        },
     )
     box = (cat([p[1][0] for p in pieces]), cat([p[1][1] for p in pieces]))
     return merged, box
@@ -249,8 +252,12 @@ def _one(
         bound = None
     A = c = None
     with torch.no_grad():
+        relu_lams: dict[str, torch.Tensor] = {}
         if coeffs:
-            bound, A, c = analysis.lower_bound(graph.output, lam, coefficients=True, betas=mults)
+            bound, A, c = analysis.lower_bound(
+                graph.output, lam, coefficients=True, betas=mults, record=relu_lams
+            )
+            relu_lams = {k: v.expand(batch, *v.shape[1:]) for k, v in relu_lams.items()}
         elif bound is None:
             bound = analysis.lower_bound(graph.output, lam, betas=mults)
         bound = bound.detach()
@@ -275,6 +282,7 @@ def _one(
         intermediate=boxes,
         coefficients=A,
         constant=c,
+        relu_coefficients=relu_lams,
     )
     return result, out_box
 

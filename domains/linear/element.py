@@ -32,6 +32,9 @@ class LinearBoundResult:
         coefficients: ``(B, m, n_in)`` ``A`` with ``C y(x) >= A x + constant`` on the
             region, when asked for (None otherwise).
         constant: ``(B, m)`` the matching constant (rounding already accounted for).
+        relu_coefficients: with ``coefficients``, ReLU input name -> ``(B, m, n)`` the
+            coefficients of that ReLU's output in the final back-substitution (what a
+            branching heuristic needs to estimate a split's effect; not evidence).
     """
 
     lower: torch.Tensor
@@ -41,3 +44,4 @@ class LinearBoundResult:
     intermediate: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     coefficients: torch.Tensor | None = None
     constant: torch.Tensor | None = None
+    relu_coefficients: dict[str, torch.Tensor] = field(default_factory=dict)

@@ -259,7 +259,7 @@ class Analysis:
         self._set_box(name, lb, ub)
 
     # -- back-substitution ----------------------------------------------------------------
-    def back_substitute(self, start: str, lam: torch.Tensor, betas=None):
+    def back_substitute(self, start: str, lam: torch.Tensor, betas=None, record=None):
         """Push ``lam`` (``(b, m, *shape(start))``) back to the input.
 
         Returns ``(A, const, err)`` with, over the reals and for every input ``x`` in the
@@ -270,6 +270,10 @@ class Analysis:
         multipliers of the split constraints (beta-CROWN): when the coefficients of a
         split value ``z`` are complete, ``beta * s`` is subtracted from them, where
         ``s`` is the split sign (+1 active, -1 inactive, 0 free).
+
+        With a dict ``record``, the complete coefficients of every ReLU *output* are
+        stored in it, keyed by the ReLU's input name, flat ``(b, m, n)`` (for branching
+        heuristics; they play no part in the bound).
 
         Soundness: each rule's own guarantee (``transfer``); the sum of two coefficient
         tensors for a value read twice (a DAG) is one rounding per entry, at most
@@ -291,6 +295,8 @@ class Analysis:
             if node.name in betas:
                 coeffs, extra = self._with_beta(node.name, coeffs, betas[node.name])
                 err = err + extra
+            if record is not None and isinstance(node.op, ops.Relu):
+                record[node.inputs[0]] = coeffs.detach().reshape(coeffs.shape[0], m, -1)
             rule = TRANSFER.rule(node.op, node.source or node.name)
             inputs, c, e = rule(node.op, coeffs, self, node)
             for name, part in zip(node.inputs, inputs, strict=False):
@@ -345,14 +351,22 @@ class Analysis:
         err = self.gamma * (rowdot(coeffs.abs(), self.mag(self.input)) + constant.abs())
         return down(value - inflate(err, self.gamma))
 
-    def lower_bound(self, start: str, lam: torch.Tensor, *, coefficients: bool = False, betas=None):
+    def lower_bound(
+        self,
+        start: str,
+        lam: torch.Tensor,
+        *,
+        coefficients: bool = False,
+        betas=None,
+        record=None,
+    ):
         """Sound lower bounds ``(B, m)`` of ``lam . v`` for value ``start`` (see class doc).
 
         With ``coefficients``, returns ``(lower, A, c)`` where ``lam . v(x) >= A . x + c``
         over the region (``A``: ``(B, m, n_in)``, ``c``: ``(B, m)``). ``betas``: see
-        :meth:`back_substitute`.
+        :meth:`back_substitute`, as is ``record``.
         """
-        coeffs, const, err = self.back_substitute(start, lam, betas)
+        coeffs, const, err = self.back_substitute(start, lam, betas, record)
         c = self.sound_constant(const, err)
         lower = self.concretize(coeffs, c)
         lower = lower.expand(self.batch, lower.shape[1])

@@ -69,6 +69,7 @@ from prover.engine.leaves import (
     close_mask,
     make_bounder,
     relu_inputs,
+    row_weights,
 )
 from prover.engine.local_search import descend, violation
 from prover.engine.proof import Closed
@@ -157,13 +158,21 @@ class _Search:
         self.open = self.open.take(~pick)
         return chosen
 
-    def _affordable(self, alpha: bool) -> int:
-        """How many leaves one bounder call can take before the deadline (estimated)."""
+    def _affordable(self, alpha: bool, passes: int = 1) -> int:
+        """How many leaves one bounder call can take before the deadline (estimated).
+
+        ``passes``: plain passes per leaf (strong branching bounds each leaf's probes
+        too). Before a plain pass, the alpha pass that may follow on the same leaves is
+        counted as well, so one round does not overrun the deadline.
+        """
         left = self.deadline - time.monotonic()
         cost = self.cost.get(alpha)
         if cost is None:
             return self.config.batch if left > 0 else 0
-        return max(0, int(left / (1.25 * cost)))
+        total = passes * cost
+        if not alpha and self.alpha:
+            total += self.cost.get(True, 0.0)
+        return max(0, int(left / (1.25 * total)))
 
     def _bound(self, leaves: Leaves, alpha: bool, final: bool = False) -> LeafBounds:
         self.stats["domain_calls"] += 1
@@ -280,7 +289,13 @@ class _Search:
             inherited[("promise", "")] = self.promise
         todo = ~deep
         if self.mode == "relu" and bounds.intermediate is not None:
-            scores = relu_scores(bounds.intermediate, leaves.splits(self.relus), self.relus)
+            scores = relu_scores(
+                bounds.intermediate,
+                leaves.splits(self.relus),
+                self.relus,
+                bounds.relu_coefficients if self.config.relu_heuristic == "babsr" else None,
+                row_weights(bounds.lower, self.rows),
+            )
             layer, neuron, has = choose_relu(scores, self.sizes)
             relu = has & todo
             self._push_relu(
@@ -406,7 +421,7 @@ class _Search:
     def round(self) -> np.ndarray | None:
         """Bound, close, falsify and split one batch; returns a counterexample or None."""
         probes = 1 + 2 * self.config.lookahead if self.config.lookahead > 1 else 1
-        count = min(self.config.batch, len(self.open), self._affordable(False) // probes)
+        count = min(self.config.batch, len(self.open), self._affordable(False, probes))
         leaves = self._pop(max(1, count))
         bounds = self._bound(leaves, alpha=False)
         closed, excluded = self._close(leaves, bounds)

@@ -41,6 +41,9 @@ class BabConfig:
         warm_slopes: in ReLU mode with alpha, children inherit the parent's ReLU lower
             slopes, which start their slope optimisation (the bound stays sound for any
             slopes in [0, 1]; the slopes actually used are recorded as evidence).
+        relu_heuristic: ReLU-split scores, "babsr" (the split's estimated effect on the
+            open rows' bounds, from the back-substitution coefficients) or "intercept"
+            (the relaxation's looseness alone); see :func:`branching.relu_scores`.
         log_every: seconds between progress messages (INFO).
         bounder: the bounding method; None picks the best available domain.
     """
@@ -60,6 +63,7 @@ class BabConfig:
     starve: float = 32.0
     lookahead_score: str = "sum"
     warm_slopes: bool = True
+    relu_heuristic: str = "babsr"
     log_every: float = 5.0
     bounder: Bounder | None = None
 

@@ -98,8 +98,22 @@ def relu_scores(
     intermediate: dict[str, tuple[torch.Tensor, torch.Tensor]],
     splits: dict[str, torch.Tensor],
     names: list[str],
+    coefficients: dict[str, torch.Tensor] | None = None,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``(B, total neurons)`` scores over the ReLUs ``names`` (concatenated in order).
+
+    Without ``coefficients``: the intercept of the triangle's upper line,
+    ``u (-l) / (u - l)`` (how loose the relaxation is, whatever its effect on the bound).
+
+    With ``coefficients`` (ReLU input name -> ``(B, m, n)``, the coefficients of each
+    ReLU's output in the bound of every row) and ``weights`` ``(B, m)`` (which rows
+    matter: the rows still trying to exclude their polytope), the estimated gain of the
+    split on the bound (in the spirit of BaBSR, Bunel et al. 2020): where the weighted
+    coefficient ``lam`` is negative the bound uses the upper line, and splitting removes
+    its intercept, ``-lam * u (-l) / (u - l)``. Neurons using the lower line score a
+    small fraction of ``|lam|`` times the intercept, so ties still prefer the neurons the
+    bound depends on. Scores only order the splits; any order keeps the search sound.
 
     Stable or already split neurons score ``-inf``.
     """
@@ -111,6 +125,12 @@ def relu_scores(
         fixed = splits[name] != 0
         unstable = (lo < 0) & (up > 0) & ~fixed
         gap = up * (-lo) / torch.clamp(up - lo, min=1e-300)
+        if coefficients is not None and name in coefficients:
+            lam = coefficients[name]
+            w = weights if weights is not None else torch.ones(lam.shape[:2], dtype=lam.dtype)
+            negative = torch.einsum("bm,bmn->bn", w, (-lam).clamp(min=0))
+            magnitude = torch.einsum("bm,bmn->bn", w, lam.abs())
+            gap = gap * (negative + 1e-3 * magnitude) + 1e-9 * gap
         score = torch.nan_to_num(gap, nan=-torch.inf)
         parts.append(torch.where(unstable, score, torch.full_like(score, -torch.inf)))
     return torch.cat(parts, dim=1)

@@ -89,6 +89,11 @@ def restrict(leaves: Leaves, bounds: LeafBounds, excluded: torch.Tensor, keep: t
             if bounds.intermediate
             else None
         ),
+        relu_coefficients=(
+            {k: v[keep] for k, v in bounds.relu_coefficients.items()}
+            if bounds.relu_coefficients
+            else None
+        ),
     )
     return leaves.take(keep), kept, excluded[keep]
 

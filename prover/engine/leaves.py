@@ -46,6 +46,8 @@ class LeafBounds:
         slopes: ReLU lower slopes used, ``{relu input name: (B, ...) tensor}``, or None.
         intermediate: ``{relu input name: (lower, upper)}`` pre-activation bounds
             ``(B, n)`` over each leaf, or None.
+        relu_coefficients: ``{relu input name: (B, m, n)}`` coefficients of each ReLU's
+            output in the bound of every row (for branching), or None.
     """
 
     lower: torch.Tensor
@@ -54,6 +56,7 @@ class LeafBounds:
     infeasible: torch.Tensor | None = None
     slopes: dict[str, torch.Tensor] | None = None
     intermediate: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
+    relu_coefficients: dict[str, torch.Tensor] | None = None
 
 
 class Bounder(Protocol):
@@ -156,6 +159,7 @@ class LinearBounder:
             infeasible=result.infeasible,
             slopes=result.slopes,  # always: the certificate checker replays these slopes
             intermediate=result.intermediate,
+            relu_coefficients=result.relu_coefficients or None,
         )
 
 
@@ -233,6 +237,20 @@ def margins(lower: torch.Tensor, rows: Rows) -> torch.Tensor:
     """``(B, P)``: per polytope, the best ``lower - d`` over its rows (NaN counts as -inf)."""
     gap = torch.nan_to_num(lower - rows.d, nan=-torch.inf)
     return torch.stack([gap[:, s:e].max(dim=1).values for s, e in rows.spans], dim=1)
+
+
+def row_weights(lower: torch.Tensor, rows: Rows) -> torch.Tensor:
+    """``(B, m)``: 1 on each open polytope's most promising row (largest ``lower - d``), 0
+    elsewhere (rows of polytopes already excluded, and the other rows); for branching."""
+    gap = torch.nan_to_num(lower - rows.d, nan=-torch.inf)
+    proof = torch.isfinite(lower) & (lower > rows.d)
+    weights = torch.zeros_like(lower)
+    index = torch.arange(lower.shape[0])
+    for start, end in rows.spans:
+        open_ = ~proof[:, start:end].any(dim=1)
+        best = gap[:, start:end].argmax(dim=1) + start
+        weights[index, best] = open_.to(lower.dtype)
+    return weights
 
 
 def candidates(

@@ -131,3 +131,23 @@ def test_point_boxes_contain_the_exact_real_value(seed):
         for j, value in enumerate(exact):
             assert Fraction(lo[0, j].item()) <= value <= Fraction(hi[0, j].item())
             assert hi[0, j].item() - lo[0, j].item() < 1e-9 * (1 + abs(float(value)))
+
+
+def test_relu_output_coefficients_are_those_of_the_last_layer():
+    # y = relu(x1) - relu(x2) with C = [[2], [-3]]: the coefficients of the ReLU output in
+    # the bound of row r are C[r] * [1, -1], whatever the box.
+    g = _relu_difference()
+    C = np.array([[2.0], [-3.0]])
+    r = linear_bounds(
+        g,
+        -torch.ones(2, 2, dtype=torch.float64),
+        torch.ones(2, 2, dtype=torch.float64),
+        C,
+        return_coefficients=True,
+    )
+    lam = r.relu_coefficients["a"]
+    assert lam.shape == (2, 2, 2)
+    expected = torch.tensor([[2.0, -2.0], [-3.0, 3.0]], dtype=torch.float64)
+    assert torch.equal(lam[0], expected) and torch.equal(lam[1], expected)
+    plain = linear_bounds(g, -torch.ones(2, 2), torch.ones(2, 2), C)
+    assert plain.relu_coefficients == {}  # only recorded with return_coefficients

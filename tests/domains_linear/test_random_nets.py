@@ -44,9 +44,7 @@ def test_sound_and_tighter_than_intervals(h, net):
     assert (lo >= il - _tol(il)).all() and (hi <= iu + _tol(iu)).all()
 
 
-# Derandomized: a random draw once found a box where the direct bound is looser than the
-# combined one (a tightness defect, see the closing note); CI must not depend on the draw.
-@settings(max_examples=30, deadline=None, derandomize=True, database=None)
+@settings(max_examples=30, deadline=None)
 @given(nets, st.sampled_from(["crown", "deeppoly"]))
 def test_alpha_at_least_crown_and_direct_at_least_combined(h, net, policy):
     seed, widths, width = net
@@ -64,13 +62,20 @@ def test_alpha_at_least_crown_and_direct_at_least_combined(h, net, policy):
     assert (alpha.lower.sum(1) >= plain.lower.sum(1) - tol).all()
     replay = linear_bounds(graph, lower, upper, C, slopes=alpha.slopes)
     assert torch.allclose(replay.lower, alpha.lower, rtol=0, atol=tol)
-    # C y bounded directly is at least as tight as combining bounds of y.
-    n = widths[-1]
-    eye = torch.eye(n, dtype=torch.float64)
-    out = linear_bounds(graph, lower, upper, torch.cat([eye, -eye])).lower
-    out_lo, out_hi = out[:, :n], -out[:, n:]
-    combined = out_lo @ C.clamp(min=0).T + out_hi @ C.clamp(max=0).T
-    assert (plain.lower >= combined - tol).all()
+    # C y bounded directly is at least as tight as combining bounds of y when there is at
+    # most one ReLU layer: each neuron's relaxation picked for the net coefficient lies
+    # between the lines the combination mixes, on the pre-activation's whole range, and a
+    # pre-activation of the first layer is affine in the input. Deeper, CROWN is not
+    # monotone in that sense (the difference of two relaxations, itself non-negative, is
+    # back-substituted through earlier relaxations), and the combination can win (e.g.
+    # seed 58, widths [2, 4, 6, 6]); both bounds are sound, checked above and below.
+    if len(widths) <= 3:
+        n = widths[-1]
+        eye = torch.eye(n, dtype=torch.float64)
+        out = linear_bounds(graph, lower, upper, torch.cat([eye, -eye])).lower
+        out_lo, out_hi = out[:, :n], -out[:, n:]
+        combined = out_lo @ C.clamp(min=0).T + out_hi @ C.clamp(max=0).T
+        assert (plain.lower >= combined - tol).all()
     direct = bound_linear(graph, lower, upper, C)
     assert (direct >= plain.lower).all() and (values >= direct.unsqueeze(1)).all()
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from prover.engine.branching import choose_relu, input_scores, relu_scores
-from prover.engine.leaves import LeafBounds, Rows, candidates, close_mask
+from prover.engine.leaves import LeafBounds, Rows, candidates, close_mask, row_weights
 from prover.engine.proof import Closed, InputSplit, ReluSplit, count_leaves
 from prover.engine.record import SearchRecord
 from prover.spec import Polytope
@@ -125,3 +125,29 @@ def test_relu_choice_maps_back_to_layer_and_neuron():
     splits["b"][0, 1] = 1
     _, _, ok = choose_relu(relu_scores(inter, splits, ["a", "b"]), [2, 3])
     assert not bool(ok)  # nothing unstable and free is left
+
+
+def test_babsr_scores_prefer_the_neuron_whose_upper_line_the_bound_uses():
+    f64 = torch.float64
+    # two unstable neurons; neuron 0 has the larger triangle but the open row uses its
+    # lower line (coefficient > 0), neuron 1 the upper line (coefficient < 0).
+    inter = {"a": (torch.tensor([[-4.0, -1.0]], dtype=f64), torch.tensor([[4.0, 1.0]], dtype=f64))}
+    splits = {"a": torch.zeros((1, 2), dtype=torch.int8)}
+    lam = {"a": torch.tensor([[[5.0, -1.0], [0.0, 0.0]]], dtype=f64)}
+    assert int(relu_scores(inter, splits, ["a"]).argmax()) == 0  # intercept alone
+    weights = torch.tensor([[1.0, 0.0]], dtype=f64)
+    assert int(relu_scores(inter, splits, ["a"], lam, weights).argmax()) == 1
+    # a row whose polytope is already excluded (weight 0) does not count
+    lam_closed = {"a": torch.tensor([[[5.0, 0.0], [0.0, -9.0]]], dtype=f64)}
+    assert int(relu_scores(inter, splits, ["a"], lam_closed, weights).argmax()) == 0
+
+
+def test_row_weights_pick_each_open_polytopes_best_row():
+    rows = Rows(
+        torch.zeros((3, 1), dtype=torch.float64),
+        torch.tensor([0.0, 0.0, 0.0], dtype=torch.float64),
+        ((0, 2), (2, 3)),
+    )
+    lower = torch.tensor([[-1.0, -0.5, 1.0], [-2.0, float("nan"), -3.0]], dtype=torch.float64)
+    w = row_weights(lower, rows)
+    assert w.tolist() == [[0.0, 1.0, 0.0], [1.0, 0.0, 1.0]]  # polytope 2 excluded on leaf 0
