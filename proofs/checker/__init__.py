@@ -1,13 +1,8 @@
 """The independent certificate checker (trusted base: standard library, numpy, onnx).
 
-It imports nothing from ``prover``, ``domains`` or ``importers``. The format it reads is
-specified in ``proofs/FORMAT.md``.
-
-Usage::
-
-    python -m proofs.checker CERT [--model ONNX] [--spec VNNLIB]
-
-Exit codes: 0 valid, 1 invalid, 2 malformed.
+It imports nothing from ``prover``, ``domains`` or ``importers`` and reads the format of
+``proofs/FORMAT.md``: ``python -m proofs.checker CERT [--model ONNX] [--spec VNNLIB]``
+exits 0 valid, 1 invalid, 2 malformed.
 """
 
 from __future__ import annotations

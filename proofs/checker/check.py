@@ -10,17 +10,9 @@ from fractions import Fraction
 
 import numpy as np
 
+from proofs.checker import encoding as enc
 from proofs.checker import rules
-from proofs.checker.encoding import (
-    Invalid,
-    Malformed,
-    canonical_json,
-    hex_list,
-    parse_array,
-    parse_float,
-    parse_int,
-    sha256,
-)
+from proofs.checker.encoding import Invalid, Malformed, parse_array, sha256
 from proofs.checker.encoding import field as get
 from proofs.checker.model import Network, network_hash, read_model
 from proofs.checker.vnnlib import parse_vnnlib
@@ -36,15 +28,8 @@ MAX_DEPTH = 10_000
 
 @dataclass
 class CheckReport:
-    """What the checker concluded.
-
-    Attributes:
-        valid: the certificate proves its claim (given the ``trusted`` assumptions).
-        malformed: the document is not a well-formed certificate (exit code 2).
-        checked: what was checked, one line each.
-        trusted: what was accepted without checking (assumptions), one line each.
-        reason: why it was rejected ("" when valid).
-    """
+    """What the checker concluded: valid (given what it lists as ``trusted``), malformed
+    (exit code 2) or else invalid, ``reason`` why not, and one line per fact checked."""
 
     valid: bool = False
     malformed: bool = False
@@ -58,19 +43,7 @@ class CheckReport:
         return 0 if self.valid else (2 if self.malformed else 1)
 
 
-_MODEL_CACHE: dict[str, Network] = {}
-
-
-def _network(data: bytes) -> tuple[Network, str]:
-    digest = sha256(data)
-    if digest not in _MODEL_CACHE:
-        if len(_MODEL_CACHE) > 4:
-            _MODEL_CACHE.clear()
-        net = read_model(data)
-        net.hash = network_hash(net)
-        _MODEL_CACHE[digest] = net
-    net = _MODEL_CACHE[digest]
-    return net, net.hash
+_MODEL_CACHE: dict[str, Network] = {}  # a few lowered networks, by file hash
 
 
 def _read(path: str, what: str) -> bytes:
@@ -81,51 +54,38 @@ def _read(path: str, what: str) -> bytes:
         raise Invalid(f"cannot read the {what} {path!r}: {exc.strerror}") from None
 
 
-def _locate(given: str | None, recorded: object, cert_path: str) -> str | None:
-    if given is not None:
+def _locate(given: str | None, doc: object, key: str, cert_path: str) -> str | None:
+    """The file given, else the one the certificate records (relative to its folder)."""
+    recorded = doc.get(key) if isinstance(doc, dict) else None
+    recorded = recorded.get("path") if isinstance(recorded, dict) else None
+    if given is not None or not isinstance(recorded, str) or not recorded:
         return given
-    if not isinstance(recorded, str) or not recorded:
-        return None
-    if os.path.isabs(recorded):
-        return recorded
     return os.path.join(os.path.dirname(os.path.abspath(cert_path)), recorded)
 
 
 def check_certificate(path: str, model: str | None = None, spec: str | None = None) -> CheckReport:
-    """Check the certificate at ``path`` against the model (and spec) files.
-
-    ``model`` / ``spec`` default to the paths recorded in the certificate (relative paths
-    are taken from the certificate's folder). Never raises for bad input: the report
-    says valid, invalid or malformed, and why.
-    """
+    """Check the certificate at ``path`` against the model (and spec) files, by default the
+    ones it records (relative to its folder). Never raises: the report says why."""
     report = CheckReport()
     try:
-        raw = _read(path, "certificate")
         try:
-            doc = json.loads(raw.decode("utf-8"))
+            doc = json.loads(_read(path, "certificate").decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise Malformed(f"certificate is not valid JSON: {exc}") from None
-        recorded = doc.get("model") if isinstance(doc, dict) else None
-        model_path = _locate(
-            model, recorded.get("path") if isinstance(recorded, dict) else None, path
-        )
+        model_path = _locate(model, doc, "model", path)
         if model_path is None:
             raise Invalid("no model file given and none recorded in the certificate")
         model_bytes = _read(model_path, "model file")
-        spec_rec = doc.get("spec") if isinstance(doc, dict) else None
-        spec_path = _locate(
-            spec, spec_rec.get("path") if isinstance(spec_rec, dict) else None, path
-        )
+        spec_path = _locate(spec, doc, "spec", path)
         spec_bytes = None
         if spec_path is not None and (spec is not None or os.path.exists(spec_path)):
             spec_bytes = _read(spec_path, "spec file")
-        check_document(doc, model_bytes, spec_bytes, report)
+        with np.errstate(all="ignore"):  # overflow gives Inf/NaN, which the rules reject
+            check_document(doc, model_bytes, spec_bytes, report)
         report.valid = True
     except Malformed as exc:
         report.malformed, report.reason = True, str(exc)
-    except Invalid as exc:
-        report.reason = str(exc)
-    except rules.NotProved as exc:
+    except (Invalid, rules.NotProved) as exc:
         report.reason = str(exc)
     except Exception as exc:  # noqa: BLE001 - never a verdict from an unexpected error
         report.malformed = True
@@ -151,12 +111,16 @@ def check_document(
     if semantics not in SEMANTICS:
         raise Invalid(f"semantics {semantics!r} is not one this checker implements")
 
-    # -- the model --------------------------------------------------------------------
     model = get(doc, "model", "certificate", dict)
     if get(model, "sha256", "model", str) != sha256(model_bytes):
         raise Invalid("the certificate is for a different model file (SHA-256 mismatch)")
-    net, net_hash = _network(model_bytes)
-    if get(model, "network_sha256", "model", str) != net_hash:
+    net = _MODEL_CACHE.get(sha256(model_bytes))
+    if net is None:
+        if len(_MODEL_CACHE) > 4:
+            _MODEL_CACHE.clear()
+        net = _MODEL_CACHE[sha256(model_bytes)] = read_model(model_bytes)
+        net.hash = network_hash(net)
+    if get(model, "network_sha256", "model", str) != net.hash:
         raise Invalid("the lowered network's hash differs from the certificate's")
     report.checked.append(f"model file SHA-256 {sha256(model_bytes)[:16]}... matches")
     report.trusted.extend(net.notes)
@@ -165,16 +129,12 @@ def check_document(
         f"{len(net.relu_layers)} ReLU layers, {net.input_size} -> {net.output_size}; hash matches"
     )
 
-    # -- the statement ----------------------------------------------------------------
-    subs = _subproblems(get(doc, "subproblems", "certificate", list), net)
-    if get(doc, "subproblems_sha256", "certificate", str) != _subproblems_hash(
-        doc["subproblems"], net
-    ):
+    subs, canon = _subproblems(get(doc, "subproblems", "certificate", list), net)
+    if get(doc, "subproblems_sha256", "certificate", str) != sha256(enc.canonical_json(canon)):
         raise Invalid("the subproblems' hash does not match their content")
-    spec = doc.get("spec")
     disjuncts = None
-    if spec is not None:
-        spec_hash = get(spec, "sha256", "spec", str)
+    if doc.get("spec") is not None:
+        spec_hash = get(doc["spec"], "sha256", "spec", str)
         if spec_bytes is None:
             report.trusted.append(
                 "spec file not available: the property is taken as the certificate states it"
@@ -208,8 +168,9 @@ def check_document(
         report.checked.append(f"produced by {name} {version} (not relied on)")
 
 
-def _subproblems(items: list, net: Network) -> list:
-    subs = []
+def _subproblems(items: list, net: Network) -> tuple[list, list]:
+    """Each subproblem as ``(lower, upper, [(C, d), ...])``, and their canonical form."""
+    subs, canon = [], []
     for s, item in enumerate(items):
         where = f"subproblems[{s}]"
         lower = parse_array(get(item, "lower", where), f"{where}.lower", net.input_size)
@@ -221,27 +182,24 @@ def _subproblems(items: list, net: Network) -> list:
             pw = f"{where}.unsafe[{p}]"
             rows = get(poly, "C", pw, list)
             d = parse_array(get(poly, "d", pw), f"{pw}.d", len(rows))
-            C = np.array(
-                [parse_array(r, f"{pw}.C[{i}]", net.output_size) for i, r in enumerate(rows)]
-            )
-            polys.append((C.reshape(len(rows), net.output_size), d))
+            C = [parse_array(r, f"{pw}.C[{i}]", net.output_size) for i, r in enumerate(rows)]
+            polys.append((np.array(C).reshape(len(rows), net.output_size), d))
         subs.append((lower, upper, polys))
+        hexed = [{"C": [enc.hex_list(r) for r in C], "d": enc.hex_list(d)} for C, d in polys]
+        canon.append({"lower": enc.hex_list(lower), "upper": enc.hex_list(upper), "unsafe": hexed})
     if not subs:
         raise Malformed("no subproblems")
-    return subs
+    return subs, canon
 
 
-def _subproblems_hash(items: list, net: Network) -> str:
-    canon = []
-    for lower, upper, polys in _subproblems(items, net):
-        canon.append(
-            {
-                "lower": hex_list(lower),
-                "upper": hex_list(upper),
-                "unsafe": [{"C": [hex_list(r) for r in C], "d": hex_list(d)} for C, d in polys],
-            }
-        )
-    return sha256(canonical_json(canon))
+def _exact(subs: list) -> list:
+    """The subproblems as Fractions: per polytope ``(lower, upper, rows (c, d, False))``."""
+    frac = lambda v: [Fraction(float(e)) for e in v]  # exact: floats are dyadic rationals
+    return [
+        (frac(lower), frac(upper), list(zip(map(frac, C), frac(d), [False] * len(d), strict=True)))
+        for lower, upper, polys in subs
+        for C, d in polys
+    ]
 
 
 def _norm_row(c: list[Fraction], d: Fraction) -> tuple:
@@ -253,53 +211,36 @@ def _norm_row(c: list[Fraction], d: Fraction) -> tuple:
 
 def _check_coverage(subs: list, disjuncts: list, report: CheckReport) -> None:
     """Every disjunct of the spec's violation lies inside a certificate subproblem."""
-    cert = []
-    for lower, upper, polys in subs:
-        fl = [Fraction(float(v)) for v in lower]
-        fu = [Fraction(float(v)) for v in upper]
-        rows = [
-            [
-                _norm_row([Fraction(float(v)) for v in C[i]], Fraction(float(d[i])))
-                for i in range(len(d))
-            ]
-            for C, d in polys
-        ]
-        cert.append((fl, fu, rows))
+    cert = [(lo, hi, [_norm_row(c, d) for c, d, _ in rows]) for lo, hi, rows in _exact(subs)]
+
+    def covered(disjunct: tuple) -> bool:
+        lower, upper, rows = disjunct
+        if lower is None or any(lo > hi for lo, hi in zip(lower, upper, strict=True)):
+            return True  # an empty disjunct
+        spec = [_norm_row(c, d) for c, d, _ in rows]
+        for lo, hi, poly in cert:  # the box contains the disjunct's, each row is implied
+            if all(a <= b for a, b in zip(lo, lower, strict=True)) and all(
+                a >= b for a, b in zip(hi, upper, strict=True)
+            ):
+                implied = (
+                    r[1] >= 0 if r[0] == () else any(s == r[0] and e <= r[1] for s, e in spec)
+                    for r in poly
+                )
+                if all(implied):
+                    return True
+        return False
+
     rounded = False
     for index, exact in enumerate(disjuncts[0]):
-        ok = _covered(exact, cert)
-        if not ok and _covered(disjuncts[1][index], cert):
-            ok = rounded = True
-        if not ok:
-            raise Invalid(f"spec disjunct {index} is not covered by any certificate subproblem")
+        if not covered(exact):
+            if not covered(disjuncts[1][index]):
+                raise Invalid(f"spec disjunct {index} is not covered by any certificate subproblem")
+            rounded = True
     report.checked.append(
         "every disjunct of the spec lies in a certificate subproblem (box and unsafe rows)"
     )
     if rounded:
         report.trusted.append("spec numerals taken as their nearest float64 (off by < 1 ulp)")
-
-
-def _covered(disjunct: tuple, cert: list) -> bool:
-    lower, upper, rows = disjunct
-    if lower is None or any(lo > hi for lo, hi in zip(lower, upper, strict=False)):
-        return True  # an empty disjunct
-    spec_rows = [_norm_row(c, d) for c, d, _ in rows]
-    for fl, fu, polys in cert:
-        if any(a > b for a, b in zip(fl, lower, strict=False)) or any(
-            a < b for a, b in zip(fu, upper, strict=False)
-        ):
-            continue
-        for poly in polys:
-            # every certificate row is implied by a spec row: the spec polytope lies inside
-            if all(_implied(r, spec_rows) for r in poly):
-                return True
-    return False
-
-
-def _implied(row: tuple, spec_rows: list) -> bool:
-    if row[0] == ():
-        return row[1] >= 0
-    return any(s[0] == row[0] and s[1] <= row[1] for s in spec_rows)
 
 
 def _assumptions(items: object, report: CheckReport) -> set[str]:
@@ -309,21 +250,21 @@ def _assumptions(items: object, report: CheckReport) -> set[str]:
     for i, item in enumerate(items):
         name = get(item, "name", f"assumptions[{i}]", str)
         kind = get(item, "kind", f"assumptions[{i}]", str)
-        statement = str(item.get("statement", ""))
         names.add(name)
-        verdict = _recheck_smt2(item.get("smt2")) if kind == "lemma" else None
+        verdict = (
+            _z3(item["smt2"]) if kind == "lemma" and isinstance(item.get("smt2"), str) else None
+        )
         if verdict is True:
             report.checked.append(f"lemma {name!r} re-checked with Z3 (its negation is unsat)")
         elif verdict is False:
             raise Invalid(f"lemma {name!r}: Z3 does not confirm it")
         else:
-            report.trusted.append(f"{kind} {name!r}: {statement}"[:300])
+            report.trusted.append(f"{kind} {name!r}: {item.get('statement', '')}"[:300])
     return names
 
 
-def _recheck_smt2(script: object) -> bool | None:
-    if not isinstance(script, str):
-        return None
+def _z3(script: str) -> bool | None:
+    """True: Z3 says the negation is unsat; False: sat or unparsable; None: not known."""
     try:
         import z3  # optional: only used to re-run recorded lemma checks
     except ImportError:
@@ -335,9 +276,7 @@ def _recheck_smt2(script: object) -> bool | None:
         answer = solver.check()
     except z3.Z3Exception:
         return False
-    if answer == z3.unknown:
-        return None
-    return answer == z3.unsat
+    return None if answer == z3.unknown else answer == z3.unsat
 
 
 def _check_violation(
@@ -347,33 +286,22 @@ def _check_violation(
     x = parse_array(get(cex, "input", "counterexample"), "counterexample.input", net.input_size)
     y = rules.exact_output(net, x)
     fx = [Fraction(float(v)) for v in x]
+    where = "a subproblem's box; its exact output is in an unsafe set"
+    tables = [_exact(subs)] if disjuncts is None else disjuncts
     if disjuncts is not None:
-        for exact_rounding, table in enumerate(disjuncts):
-            for lower, upper, rows in table:
-                if lower is None:
-                    continue
-                if all(
-                    lo <= v <= hi for lo, v, hi in zip(lower, fx, upper, strict=False)
-                ) and rules.in_rows(y, rows):
-                    report.checked.append(
-                        "counterexample in the spec's input box; its exact output violates the spec"
-                    )
-                    if exact_rounding:
-                        report.trusted.append("spec numerals taken as their nearest float64 values")
-                    return
+        where = "the spec's input box; its exact output violates the spec"
+    for rounding, table in enumerate(tables):
+        for lower, upper, rows in table:
+            inside = lower is not None and all(
+                lo <= v <= hi for lo, v, hi in zip(lower, fx, upper, strict=True)
+            )
+            if inside and rules.in_rows(y, rows):
+                report.checked.append(f"counterexample in {where}")
+                if rounding:
+                    report.trusted.append("spec numerals taken as their nearest float64 values")
+                return
+    if disjuncts is not None:
         raise Invalid("the counterexample does not violate the spec in exact arithmetic")
-    for lower, upper, polys in subs:
-        if np.all(lower <= x) and np.all(x <= upper):
-            for C, d in polys:
-                rows = [
-                    ([Fraction(float(v)) for v in C[i]], Fraction(float(d[i])), False)
-                    for i in range(len(d))
-                ]
-                if rules.in_rows(y, rows):
-                    report.checked.append(
-                        "counterexample in a subproblem's box; its exact output is in an unsafe set"
-                    )
-                    return
     raise Invalid("the counterexample's exact output is in no unsafe polytope of its box")
 
 
@@ -385,7 +313,8 @@ def _parts(entry: object, n_polys: int, where: str) -> list[tuple[list[int], obj
     for i, part in enumerate(get(entry, "parts", where, list)):
         pw = f"{where}.parts[{i}]"
         indices = [
-            parse_int(v, f"{pw}.polytopes", 0, n_polys) for v in get(part, "polytopes", pw, list)
+            enc.parse_int(v, f"{pw}.polytopes", 0, n_polys)
+            for v in get(part, "polytopes", pw, list)
         ]
         covered.update(indices)
         parts.append((sorted(set(indices)), get(part, "tree", pw)))
@@ -401,48 +330,48 @@ def _check_holds(
     trees = get(evidence, "trees", "evidence", list)
     if len(trees) != len(subs):
         raise Malformed(f"{len(trees)} proof trees for {len(subs)} subproblems")
-    widths = [net.layers[p].size for p in net.relu_layers]
-    counts: Counter = Counter()
-    work = []
-    for s, (entry, (lower, upper, polys)) in enumerate(zip(trees, subs, strict=False)):
-        for indices, tree in _parts(entry, len(polys), f"trees[{s}]"):
-            work.append((tree, lower, upper, [polys[i] for i in indices], f"trees[{s}]"))
     inherit = evidence.get("inherit", False)
     if not isinstance(inherit, bool):
         raise Malformed("evidence.inherit must be true or false")
+    widths = [net.layers[p].size for p in net.relu_layers]
+    work = []
+    for s, (entry, (lower, upper, polys)) in enumerate(zip(trees, subs, strict=True)):
+        for indices, tree in _parts(entry, len(polys), f"trees[{s}]"):
+            levels = _structure(tree, lower, upper, widths, assumptions, f"trees[{s}]")
+            work.append((levels, [polys[i] for i in indices]))
+    counts: Counter = Counter()
     chunk = rules.chunk_size(net)
-    for tree, lower, upper, polys, root in work:
+    for levels, polys in work:
         inh: dict = {}  # split node id -> the bounds its children inherit (None: none)
-        for level in _structure(tree, lower, upper, widths, assumptions, root):
-            level = [n for n in level if n[0] is None or n[0] in inh]  # not in an empty subtree
-            groups: dict = {}  # regions checked together: splits (None), leaves by rule
+        for level in levels:
+            found, groups = {}, {}  # regions checked together: by rule and slope mode
             for n in level:
-                groups.setdefault(n[6] and n[6][:2] + (n[6][2] is None,), []).append(n)
-            found = {n[1]: inh.get(n[0]) for n in groups.get(None, [])}
-            leaves = [n[6] for n in level if n[6]]
-            counts.update(f"assumed:{x[2]}" if x[0] == "assumed" else x[0] for x in leaves)
-            for key, nodes in groups.items():
-                if (key is None and not inherit) or (key is not None and key[0] == "assumed"):
-                    continue
+                parent, ident, leaf = n[0], n[1], n[6]
+                if parent is not None and parent not in inh:
+                    continue  # in a subtree shown empty
+                if leaf is None:
+                    found[ident] = inh.get(parent)
+                elif leaf[0] == "assumed":
+                    counts[f"assumed:{leaf[2]}"] += 1
+                else:
+                    counts[leaf[0]] += 1
+                if (leaf is None and inherit) or (leaf is not None and leaf[0] != "assumed"):
+                    groups.setdefault(leaf[:2] if leaf else ("linear", False), []).append(n)
+            for (rule, everywhere), nodes in groups.items():
                 for i in range(0, len(nodes), chunk):
                     part = nodes[i : i + chunk]
                     stack = (np.stack([n[2] for n in part]), np.stack([n[3] for n in part]))
                     stack += ([n[4] for n in part], [inh.get(n[0]) for n in part])
-                    if key is None:  # not finite: the children keep the node's own bounds
-                        for n, bounds in zip(
-                            part, rules.each(rules.node_bounds, net, stack), strict=True
-                        ):
-                            if bounds is rules.EMPTY:
-                                counts["empty subtree"] += 1
-                                del found[n[1]]
-                            elif isinstance(bounds, dict):
-                                found[n[1]] = bounds
-                        continue
-                    stack += ([n[6][2] for n in part],)
-                    got = rules.each(rules.check_leaves, net, stack, *key[:2], polys)
+                    stack += ([n[6] and n[6][2] for n in part], [n[6] is None for n in part])
+                    got = rules.each(rules.check_group, net, stack, rule, everywhere, polys)
                     for n, why in zip(part, got, strict=True):
-                        if why is not None:
-                            raise rules.NotProved(f"{n[5]} ({key[0]}): {why}")
+                        if n[6] is None and why is rules.EMPTY:
+                            counts["empty subtree"] += 1
+                            del found[n[1]]
+                        elif n[6] is None and isinstance(why, dict):
+                            found[n[1]] = why  # else (not finite): children keep the node's
+                        elif n[6] is not None and why is not None:
+                            raise rules.NotProved(f"{n[5]} ({rule}): {why}")
             inh = found
     total = sum(counts.values())
     detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
@@ -461,8 +390,7 @@ def _structure(tree, lower, upper, widths: list[int], assumptions: set, where: s
     a split, else ``(rule, slopes everywhere, slopes)`` or ``("assumed", False, name)``.
     """
     levels: list[list] = []
-    ident = 0
-    stack = [(tree, lower, upper, {}, where, 0, None)]
+    ident, stack = 0, [(tree, lower, upper, {}, where, 0, None)]
     while stack:
         node, lo, hi, phases, where, depth, parent = stack.pop()
         if depth > MAX_DEPTH or not isinstance(node, dict):
@@ -471,8 +399,8 @@ def _structure(tree, lower, upper, widths: list[int], assumptions: set, where: s
             levels.append([])
         ident, leaf = ident + 1, None
         if "split" in node:
-            for child in _children(node, lo, hi, phases, where, depth, widths):
-                stack.append(child + (ident,))
+            for child in _children(node, lo, hi, phases, where, widths):
+                stack.append(child + (depth + 1, ident))
         else:
             leaf = _leaf(node, where, widths, assumptions)
         levels[depth].append((parent, ident, lo, hi, phases, where, leaf))
@@ -488,54 +416,50 @@ def _leaf(node: dict, where: str, widths: list[int], assumptions: set) -> tuple:
         return ("assumed", False, name)
     if rule not in ("interval", "linear", "infeasible"):
         raise Malformed(f"{where}: unknown rule {rule!r}")
-    slopes = _slopes(node.get("slopes"), widths, where)
     mode = node.get("intermediate", "adaptive")
     if mode not in ("adaptive", "slopes"):
         raise Malformed(f"{where}.intermediate: 'adaptive' or 'slopes'")
     rows = node.get("rows")  # a hint only: every row is tried
     if rows is not None and not (isinstance(rows, list) and all(isinstance(r, int) for r in rows)):
         raise Malformed(f"{where}.rows: a list of row indices")
-    return (rule, mode == "slopes", slopes)
-
-
-def _children(node, lo, hi, phases, where, depth, widths):
-    kind = node["split"]
-    if kind == "input":
-        dim = parse_int(get(node, "dim", where), f"{where}.dim", 0, lo.size)
-        value = parse_float(get(node, "value", where), f"{where}.value")
-        if not lo[dim] <= value <= hi[dim]:
-            raise Invalid(f"{where}: split value outside the box on dimension {dim}")
-        below_hi, above_lo = hi.copy(), lo.copy()
-        below_hi[dim], above_lo[dim] = value, value
-        return [
-            (get(node, "below", where), lo, below_hi, phases, where + ".below", depth + 1),
-            (get(node, "above", where), above_lo, hi, phases, where + ".above", depth + 1),
-        ]
-    if kind == "relu":
-        layer = parse_int(get(node, "layer", where), f"{where}.layer", 0, len(widths))
-        neuron = parse_int(get(node, "neuron", where), f"{where}.neuron", 0, widths[layer])
-        off, on = dict(phases), dict(phases)
-        old = phases.get((layer, neuron), 0)
-        off[(layer, neuron)] = -1 if old in (0, -1) else 2  # 2: both, pre-activation = 0
-        on[(layer, neuron)] = 1 if old in (0, 1) else 2
-        return [
-            (get(node, "inactive", where), lo, hi, off, where + ".inactive", depth + 1),
-            (get(node, "active", where), lo, hi, on, where + ".active", depth + 1),
-        ]
-    raise Malformed(f"{where}: unknown split {kind!r}")
-
-
-def _slopes(value, widths: list[int], where: str) -> dict | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
+    slopes = node.get("slopes")
+    if slopes is None:
+        return (rule, mode == "slopes", None)
+    if not isinstance(slopes, dict):
         raise Malformed(f"{where}.slopes: expected an object")
     out = {}
-    for key, array in value.items():
+    for key, array in slopes.items():
         if not key.isdigit() or int(key) >= len(widths):
             raise Malformed(f"{where}.slopes: no ReLU layer {key!r}")
         alpha = parse_array(array, f"{where}.slopes[{key}]", widths[int(key)])
         if np.any(alpha < 0) or np.any(alpha > 1):
             raise Invalid(f"{where}.slopes[{key}]: slopes must lie in [0, 1]")
         out[int(key)] = alpha
-    return out
+    return (rule, mode == "slopes", out)
+
+
+def _children(node: dict, lo, hi, phases: dict, where: str, widths: list[int]) -> list:
+    """The two children of a split node, each ``(node, lower, upper, phases, where)``."""
+    kind = node["split"]
+    if kind == "input":
+        dim = enc.parse_int(get(node, "dim", where), f"{where}.dim", 0, lo.size)
+        value = enc.parse_float(get(node, "value", where), f"{where}.value")
+        if not lo[dim] <= value <= hi[dim]:
+            raise Invalid(f"{where}: split value outside the box on dimension {dim}")
+        below_hi, above_lo = hi.copy(), lo.copy()
+        below_hi[dim], above_lo[dim] = value, value
+        return [
+            (get(node, "below", where), lo, below_hi, phases, where + ".below"),
+            (get(node, "above", where), above_lo, hi, phases, where + ".above"),
+        ]
+    if kind == "relu":
+        layer = enc.parse_int(get(node, "layer", where), f"{where}.layer", 0, len(widths))
+        neuron = enc.parse_int(get(node, "neuron", where), f"{where}.neuron", 0, widths[layer])
+        old = phases.get((layer, neuron), 0)
+        off = {**phases, (layer, neuron): -1 if old in (0, -1) else 2}  # 2: both, z = 0
+        on = {**phases, (layer, neuron): 1 if old in (0, 1) else 2}
+        return [
+            (get(node, "inactive", where), lo, hi, off, where + ".inactive"),
+            (get(node, "active", where), lo, hi, on, where + ".active"),
+        ]
+    raise Malformed(f"{where}: unknown split {kind!r}")

@@ -1,16 +1,10 @@
-"""Number encodings, canonical hashing and the checker's two failure kinds.
-
-Numbers in a certificate are exact binary64 values: a scalar is the string that
-``float.hex`` writes (``"0x1.8000000000000p+1"``, ``"-0x0.0p+0"``); an array is a JSON list
-of such strings or an object ``{"f64le": BASE64}`` holding the little-endian IEEE-754
-binary64 bytes, or (for vectors of zeros and ones) ``{"bits": BASE64, "n": N}``: N bits
-packed most significant bit first, padding bits zero. NaN and infinities are rejected.
-"""
+"""Number encodings (FORMAT.md, section 3), canonical hashing, the two failure kinds."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import math
@@ -41,48 +35,47 @@ def parse_float(value: Any, where: str) -> float:
 
 
 def parse_array(value: Any, where: str, size: int | None = None) -> np.ndarray:
-    """Decode a float64 vector (list of hex strings or ``{"f64le": base64}``)."""
-    if isinstance(value, dict) and set(value) == {"bits", "n"}:
-        return _parse_bits(value, where, size)
-    if isinstance(value, dict):
-        if set(value) != {"f64le"} or not isinstance(value["f64le"], str):
-            raise Malformed(f"{where}: an encoded array is exactly {{'f64le': base64}}")
-        try:
-            raw = base64.b64decode(value["f64le"].encode("ascii"), validate=True)
-        except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
-            raise Malformed(f"{where}: bad base64 ({exc})") from None
+    """Decode a float64 vector: hex strings, ``{"f64le": base64}`` or ``{"bits", "n"}``."""
+    if isinstance(value, list):
+        array = np.array([parse_float(v, f"{where}[{i}]") for i, v in enumerate(value)])
+        array = array.astype(np.float64).reshape(-1)
+    elif not isinstance(value, dict):
+        raise Malformed(f"{where}: expected an array of numbers")
+    elif set(value) == {"bits", "n"}:
+        n = parse_int(value["n"], f"{where}.n", 0)
+        raw = _base64(value["bits"], where)
+        if len(raw) != (n + 7) // 8:
+            raise Malformed(f"{where}: {len(raw)} bytes do not hold {n} bits")
+        bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8))
+        if bits[n:].any():
+            raise Malformed(f"{where}: padding bits must be zero")
+        array = bits[:n].astype(np.float64)
+    elif set(value) == {"f64le"}:
+        raw = _base64(value["f64le"], where)
         if len(raw) % 8:
             raise Malformed(f"{where}: {len(raw)} bytes is not a whole number of float64")
         array = np.frombuffer(raw, dtype="<f8").astype(np.float64)
         if not np.isfinite(array).all():
             raise Malformed(f"{where}: NaN or Inf in array")
-    elif isinstance(value, list):
-        array = np.array([parse_float(v, f"{where}[{i}]") for i, v in enumerate(value)])
-        array = array.astype(np.float64).reshape(-1)
     else:
-        raise Malformed(f"{where}: expected an array of numbers")
+        raise Malformed(f"{where}: an encoded array is {{'f64le': base64}} or {{'bits', 'n'}}")
     if size is not None and array.size != size:
         raise Malformed(f"{where}: expected {size} numbers, got {array.size}")
     return array
 
 
-def _parse_bits(value: dict, where: str, size: int | None) -> np.ndarray:
-    n = parse_int(value["n"], f"{where}.n", 0)
-    if not isinstance(value["bits"], str):
-        raise Malformed(f"{where}.bits: expected base64 text")
+@functools.lru_cache(maxsize=4096)  # proof trees repeat many slope vectors
+def _decode64(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+def _base64(text: Any, where: str) -> bytes:
+    if not isinstance(text, str):
+        raise Malformed(f"{where}: expected base64 text")
     try:
-        raw = base64.b64decode(value["bits"].encode("ascii"), validate=True)
+        return _decode64(text)
     except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
         raise Malformed(f"{where}: bad base64 ({exc})") from None
-    if len(raw) != (n + 7) // 8:
-        raise Malformed(f"{where}: {len(raw)} bytes do not hold {n} bits")
-    bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8))
-    if bits[n:].any():
-        raise Malformed(f"{where}: padding bits must be zero")
-    array = bits[:n].astype(np.float64)
-    if size is not None and array.size != size:
-        raise Malformed(f"{where}: expected {size} numbers, got {array.size}")
-    return array
 
 
 def encode_array(array: np.ndarray, compact: bool = False) -> Any:
@@ -107,7 +100,7 @@ def parse_int(value: Any, where: str, low: int = 0, high: int | None = None) -> 
     return value
 
 
-def field(obj: Any, key: str, where: str, kind: type | tuple[type, ...] | None = None) -> Any:
+def field(obj: Any, key: str, where: str, kind: type | None = None) -> Any:
     """``obj[key]`` with a Malformed error naming ``where`` when absent or mistyped."""
     if not isinstance(obj, dict) or key not in obj:
         raise Malformed(f"{where}: missing field {key!r}")

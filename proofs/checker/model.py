@@ -1,19 +1,9 @@
 """Read an ONNX model into the checker's own layer list, and hash it canonically.
 
-The checker understands feed-forward ReLU networks that form a chain from the single
-input to the single output: Gemm, MatMul (either operand constant, including
-``MatMul(W, x)`` with a 1-D input), Add/Sub/Mul with a constant, Conv (expanded to a
-dense matrix), Relu, and the shape-only ops Flatten, Reshape, Squeeze, Unsqueeze,
-Identity, Dropout. Weights are read exactly (float32 -> float64 is exact). Layers:
-
-* ``affine``: ``y = W x + b`` (W dense, shape (m, n)),
-* ``add``: ``y = x + b``,  ``scale``: ``y = s * x`` (element-wise),
-* ``relu``: ``y = max(x, 0)``.
-
-A MatMul whose result has an all-zero bias, followed by an Add of a constant, becomes one
-``affine`` layer (exact). Nothing else is merged, so the list is canonical and its hash
-(:func:`network_hash`) is a pure function of the stored weights. Values are flattened in
-C order; the batch axis, if the model has one, must be 1.
+Supported ops and the lowering are specified in FORMAT.md, section 5: a chain of
+single-input nodes becomes layers ``affine`` (``y = W x + b``, W dense (m, n)), ``add``
+(``y = x + b``), ``scale`` (``y = b * x``) and ``relu``. Weights are read exactly
+(float32 -> float64 is exact); values are flattened in C order.
 """
 
 from __future__ import annotations
@@ -22,27 +12,20 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import onnx
+from onnx import numpy_helper
 
 from proofs.checker.encoding import Malformed, canonical_json, hex_list, sha256
-
-try:  # onnx is the only third-party reader the checker uses
-    import onnx
-    from onnx import numpy_helper
-except ImportError:  # pragma: no cover - onnx is a dependency
-    onnx = None
-
-_FLOATS = {1: np.float32, 10: np.float16, 11: np.float64}
 
 
 @dataclass(eq=False)
 class Layer:
-    """One layer: kind in {"affine", "add", "scale", "relu"} and its constants."""
+    """One layer: kind in {"affine", "add", "scale", "relu"}, its constants, derived data."""
 
     kind: str
     size: int
     W: np.ndarray | None = None
     b: np.ndarray | None = None
-    _exact: tuple | None = field(default=None, repr=False)
     cache: dict = field(default_factory=dict, repr=False)
 
 
@@ -65,19 +48,6 @@ class Network:
         """Positions (in ``layers``) of the ReLU layers, in order."""
         return [i for i, layer in enumerate(self.layers) if layer.kind == "relu"]
 
-    def canonical(self) -> dict:
-        """The canonical JSON-able description that :func:`network_hash` digests."""
-        layers = []
-        for layer in self.layers:
-            entry: dict = {"kind": layer.kind, "size": layer.size}
-            if layer.kind == "affine":
-                entry["cols"] = int(layer.W.shape[1])
-                entry["W"] = hex_list(layer.W)
-            if layer.kind in ("affine", "add", "scale"):
-                entry["b"] = hex_list(layer.b)
-            layers.append(entry)
-        return {"input_size": self.input_size, "layers": layers}
-
     def evaluate(self, x: np.ndarray) -> np.ndarray:
         """Plain float64 evaluation (not rigorous; for cross-checks only)."""
         v = np.asarray(x, dtype=np.float64).reshape(-1)
@@ -95,28 +65,33 @@ class Network:
 
 def network_hash(network: Network) -> str:
     """SHA-256 of the canonical JSON of the layer list (see FORMAT.md, "Hashes")."""
-    return sha256(canonical_json(network.canonical()))
+    layers = []
+    for layer in network.layers:
+        entry: dict = {"kind": layer.kind, "size": layer.size}
+        if layer.kind == "affine":
+            entry.update(cols=int(layer.W.shape[1]), W=hex_list(layer.W))
+        if layer.kind != "relu":
+            entry["b"] = hex_list(layer.b)
+        layers.append(entry)
+    return sha256(canonical_json({"input_size": network.input_size, "layers": layers}))
 
 
 def read_model(data: bytes) -> Network:
     """Lower serialised ONNX ``data`` to a :class:`Network`; Malformed when unsupported."""
-    if onnx is None:  # pragma: no cover
-        raise Malformed("the onnx package is needed to read models")
     try:
         model = onnx.load_model_from_string(data)
     except Exception as exc:  # noqa: BLE001 - any parse failure is a bad model file
         raise Malformed(f"model file is not a readable ONNX model: {exc}") from None
     graph = model.graph
-    consts: dict[str, np.ndarray] = {}
-    for tensor in graph.initializer:
-        consts[tensor.name] = _tensor(tensor)
+    consts = {tensor.name: _tensor(tensor) for tensor in graph.initializer}
     inputs = [i for i in graph.input if i.name not in consts]
     if len(inputs) != 1 or len(graph.output) != 1:
         raise Malformed("the checker needs exactly one model input and one output")
-    shape = []
-    for dim in inputs[0].type.tensor_type.shape.dim:
-        shape.append(dim.dim_value if dim.HasField("dim_value") and dim.dim_value > 0 else 1)
-    builder = _Builder(inputs[0].name, tuple(shape))
+    shape = tuple(
+        d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1
+        for d in inputs[0].type.tensor_type.shape.dim
+    )
+    builder = _Builder(inputs[0].name, shape)
     for node in graph.node:
         try:
             builder.node(node, consts)
@@ -124,7 +99,7 @@ def read_model(data: bytes) -> Network:
             raise Malformed(f"node {node.name!r} ({node.op_type}): {exc}") from None
     if builder.name != graph.output[0].name:
         raise Malformed(f"model output {graph.output[0].name!r} is not the end of the chain")
-    return Network(math.prod(shape), builder.finish(), notes=builder.notes)
+    return Network(math.prod(shape), builder.layers, notes=builder.notes)
 
 
 def _tensor(tensor: object) -> np.ndarray:
@@ -150,16 +125,12 @@ class _Builder:
         self.layers: list[Layer] = []
         self.notes: list[str] = []
 
-    def finish(self) -> list[Layer]:
-        return self.layers
-
     def _emit(self, layer: Layer) -> None:
         prev = self.layers[-1] if self.layers else None
-        if layer.kind == "add" and prev is not None and prev.kind == "affine":
-            if not prev.b.any():  # W x + 0 + c == W x + c exactly
-                prev.b = layer.b
-                return
-        self.layers.append(layer)
+        if layer.kind == "add" and prev is not None and prev.kind == "affine" and not prev.b.any():
+            prev.b = layer.b  # W x + 0 + c == W x + c exactly
+        else:
+            self.layers.append(layer)
 
     def node(self, node: object, consts: dict[str, np.ndarray]) -> None:
         op, where = node.op_type, f"node {node.name or node.output[0]!r} ({node.op_type})"
@@ -182,7 +153,6 @@ class _Builder:
         self.shape = rule(node, others, size, where)
         self.name = node.output[0]
 
-    # -- shape-only ops ---------------------------------------------------------------
     def _identity(self, node, others, size, where):
         return self.shape
 
@@ -204,27 +174,22 @@ class _Builder:
             raise Malformed(f"{where}: cannot reshape {self.shape} to {target}")
         return tuple(target)
 
-    def _squeeze(self, node, others, size, where):
+    def _squeeze(self, node, others, size, where, insert=False):
         axes = _attrs(node).get("axes")
         if axes is None and len(others) > 1 and others[1] is not None:
             axes = [int(a) for a in np.asarray(others[1]).reshape(-1)]
-        rank = len(self.shape)
-        if axes is None:
-            return tuple(d for d in self.shape if d != 1)
-        axes = {a % rank for a in axes}
-        return tuple(d for i, d in enumerate(self.shape) if i not in axes)
-
-    def _unsqueeze(self, node, others, size, where):
-        axes = _attrs(node).get("axes")
-        if axes is None:
-            axes = [int(a) for a in np.asarray(others[1]).reshape(-1)]
+        if not insert:
+            ones = {i for i, d in enumerate(self.shape) if d == 1}
+            drop = ones if axes is None else {a % len(self.shape) for a in axes}
+            return tuple(d for i, d in enumerate(self.shape) if i not in drop)
         shape = list(self.shape)
-        rank = len(shape) + len(axes)
-        for a in sorted(a % rank for a in axes):
+        for a in sorted(a % (len(shape) + len(axes)) for a in axes):
             shape.insert(a, 1)
         return tuple(shape)
 
-    # -- element-wise with a constant -------------------------------------------------
+    def _unsqueeze(self, node, others, size, where):
+        return self._squeeze(node, others, size, where, insert=True)
+
     def _broadcast(self, const: np.ndarray, where: str) -> np.ndarray:
         const = np.asarray(const, dtype=np.float64)
         try:
@@ -235,10 +200,13 @@ class _Builder:
             raise Malformed(f"{where}: constant {const.shape} would grow {self.shape}")
         return np.broadcast_to(const, self.shape).reshape(-1).astype(np.float64)
 
-    def _add(self, node, others, size, where):
+    def _add(self, node, others, size, where, kind="add"):
         const = others[1] if others[0] is None else others[0]
-        self._emit(Layer("add", size, b=self._broadcast(const, where)))
+        self._emit(Layer(kind, size, b=self._broadcast(const, where)))
         return self.shape
+
+    def _mul(self, node, others, size, where):
+        return self._add(node, others, size, where, "scale")
 
     def _sub(self, node, others, size, where):
         if others[0] is None:  # x - c
@@ -246,11 +214,6 @@ class _Builder:
         else:  # c - x
             self._emit(Layer("scale", size, b=np.full(size, -1.0)))
             self._emit(Layer("add", size, b=self._broadcast(others[0], where)))
-        return self.shape
-
-    def _mul(self, node, others, size, where):
-        const = others[1] if others[0] is None else others[0]
-        self._emit(Layer("scale", size, b=self._broadcast(const, where)))
         return self.shape
 
     def _batchnormalization(self, node, others, size, where):
@@ -274,50 +237,37 @@ class _Builder:
         self._emit(Layer("relu", size))
         return self.shape
 
-    # -- linear maps ------------------------------------------------------------------
-    def _affine(self, W: np.ndarray, b: np.ndarray | None, where: str) -> None:
+    def _affine(self, W: np.ndarray, b: np.ndarray | None = None) -> None:
         W = np.ascontiguousarray(W, dtype=np.float64)
-        if b is None:
-            b = np.zeros(W.shape[0])
-        self._emit(Layer("affine", W.shape[0], W=W, b=np.asarray(b, dtype=np.float64)))
-
-    def _rowvec(self, where: str) -> int:
-        if len(self.shape) == 0 or math.prod(self.shape[:-1]) != 1:
-            raise Malformed(f"{where}: the checker needs a single row vector, got {self.shape}")
-        return self.shape[-1]
+        b = np.zeros(W.shape[0]) if b is None else np.asarray(b, dtype=np.float64).reshape(-1)
+        self._emit(Layer("affine", W.shape[0], W=W, b=b))
 
     def _matmul(self, node, others, size, where):
-        if others[0] is None:  # x @ W
-            W = np.asarray(others[1], dtype=np.float64)
-            n = self._rowvec(where)
-            if W.ndim != 2 or W.shape[0] != n:
-                raise Malformed(f"{where}: MatMul of {self.shape} by {W.shape}")
-            self._affine(W.T, None, where)
-            return self.shape[:-1] + (W.shape[1],)
-        W = np.asarray(others[0], dtype=np.float64)  # W @ x with x a column
-        if W.ndim != 2 or len(self.shape) not in (1, 2) or self.shape[0] != W.shape[1]:
-            raise Malformed(f"{where}: MatMul of {W.shape} by {self.shape}")
-        if len(self.shape) == 2 and self.shape[1] != 1:
-            raise Malformed(f"{where}: MatMul(W, x) needs x of shape (n,) or (n, 1)")
-        self._affine(W, None, where)
-        return (W.shape[0],) + self.shape[1:]
+        W = np.asarray(others[1] if others[0] is None else others[0], dtype=np.float64)
+        if others[0] is not None:  # W @ x with x of shape (n,) or (n, 1)
+            if W.ndim != 2 or len(self.shape) not in (1, 2) or self.shape[0] != W.shape[1]:
+                raise Malformed(f"{where}: MatMul of {W.shape} by {self.shape}")
+            if len(self.shape) == 2 and self.shape[1] != 1:
+                raise Malformed(f"{where}: MatMul(W, x) needs x of shape (n,) or (n, 1)")
+            self._affine(W)
+            return (W.shape[0],) + self.shape[1:]
+        return self._gemm(node, [None, W, None], size, where, {"transB": 0})  # x @ W
 
-    def _gemm(self, node, others, size, where):
-        a = _attrs(node)
+    def _gemm(self, node, others, size, where, a=None):
+        a = _attrs(node) if a is None else a
         if a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0 or a.get("transA", 0):
             raise Malformed(f"{where}: only Gemm with alpha = beta = 1 and transA = 0")
         if others[0] is not None:
             raise Malformed(f"{where}: Gemm input A must be the data")
         B = np.asarray(others[1], dtype=np.float64)
         W = B if a.get("transB", 0) else B.T
-        n = self._rowvec(where)
-        if W.ndim != 2 or W.shape[1] != n:
-            raise Malformed(f"{where}: Gemm of {self.shape} by {B.shape}")
-        bias = None
-        if len(others) > 2 and others[2] is not None:
-            bias = np.broadcast_to(np.asarray(others[2], dtype=np.float64), (1, W.shape[0]))
-            bias = bias.reshape(-1)
-        self._affine(W, bias, where)
+        if len(self.shape) == 0 or math.prod(self.shape[:-1]) != 1:
+            raise Malformed(f"{where}: the checker needs a single row vector, got {self.shape}")
+        if W.ndim != 2 or W.shape[1] != self.shape[-1]:
+            raise Malformed(f"{where}: {node.op_type} of {self.shape} by {B.shape}")
+        bias = others[2] if len(others) > 2 else None
+        bias = None if bias is None else np.broadcast_to(bias, (1, W.shape[0]))
+        self._affine(W, bias)
         return self.shape[:-1] + (W.shape[0],)
 
     def _conv(self, node, others, size, where):
@@ -339,22 +289,15 @@ class _Builder:
         ow = (w + left + right - dw * (kw - 1) - 1) // sw + 1
         if oh <= 0 or ow <= 0:
             raise Malformed(f"{where}: empty output")
+        # every (output channel, input channel, kernel row, kernel col, output y, output x)
+        o, ci, i, j, y, x = np.indices((out_c, c_per_group, kh, kw, oh, ow))
+        row, col = y * sh - top + i * dh, x * sw - left + j * dw
+        inside = (row >= 0) & (row < h) & (col >= 0) & (col < w)
+        channel = o // (out_c // group) * c_per_group + ci
         W = np.zeros((out_c, oh, ow, c, h, w))
-        per = out_c // group
-        for o in range(out_c):
-            g = o // per
-            for ci in range(c_per_group):
-                for i in range(kh):
-                    for j in range(kw):
-                        for y in range(oh):
-                            row = y * sh - top + i * dh
-                            if not 0 <= row < h:
-                                continue
-                            for x in range(ow):
-                                col = x * sw - left + j * dw
-                                if 0 <= col < w:
-                                    W[o, y, x, g * c_per_group + ci, row, col] = kernel[o, ci, i, j]
+        at = (o, y, x, channel, row, col)
+        W[tuple(v[inside] for v in at)] = kernel[o, ci, i, j][inside]
         bias = np.zeros(out_c) if len(others) < 3 or others[2] is None else others[2]
         b = np.repeat(np.asarray(bias, dtype=np.float64).reshape(-1), oh * ow)
-        self._affine(W.reshape(out_c * oh * ow, c * h * w), b, where)
+        self._affine(W.reshape(out_c * oh * ow, c * h * w), b)
         return (1, out_c, oh, ow)

@@ -1,11 +1,9 @@
-"""The leaf rules: interval replay, linear (back-substitution) replay, counterexamples.
+"""The leaf rules: interval and linear (back-substitution) bounds, exact outputs.
 
-A leaf's region is an input box plus ReLU phase constraints ``phases[(k, j)] = -1``
-(pre-activation of neuron j of ReLU layer k is <= 0) or ``+1`` (>= 0). Bounds are kept
-for every value of the network (``bounds[p]`` is the value *entering* layer p; the last
-entry is the output) and are rigorous over the reals (see :mod:`arith`). Regions are
-processed in stacks (a leading batch axis); every region's arithmetic is independent.
-"""
+A region is an input box plus ReLU split constraints ``phases[(k, j)]``: -1 (the
+pre-activation of neuron j of ReLU layer k is <= 0), +1 (>= 0) or 2 (both). ``bounds[p]``
+bounds the value entering layer p (the last: the output) rigorously (see :mod:`arith`).
+Regions are processed in stacks (a leading batch axis), each independently."""
 
 from __future__ import annotations
 
@@ -25,23 +23,26 @@ class NotProved(Exception):
     """A rule did not prove its leaf; the message says why."""
 
 
-EMPTY = "empty"  # what :func:`node_bounds` gives for a region shown empty
+EMPTY = "empty"  # what :func:`check_group` gives for a split node shown empty
+WHY = {
+    "infeasible": "the leaf's region is not shown empty",
+    "interval": "unsafe polytope {j} not excluded by interval bounds",
+    "linear": "unsafe polytope {j}: best linear lower bound minus d is {g:.3g}, not positive",
+}
 
 
 def _consts(layer) -> dict:
-    """Constants derived once from a layer's weights: ``|W|``, ``[W+, W-, b]``, ``[b, 1]``."""
-    if not layer.cache and layer.b is not None:
-        layer.cache["b1"] = np.concatenate([layer.b, [1.0]])
-        if layer.kind == "affine":
-            W = layer.W
-            layer.cache["absW"] = np.abs(W)
-            parts = [np.maximum(W, 0.0), np.minimum(W, 0.0), layer.b[:, None]]
-            layer.cache["ibp"] = np.concatenate(parts, axis=1)
+    """Constants derived once from an affine layer's weights: ``|W|`` and ``[W+, W-, b]``."""
+    if "ibp" not in layer.cache:
+        W = layer.W
+        layer.cache["absW"] = np.abs(W)
+        parts = [np.maximum(W, 0.0), np.minimum(W, 0.0), layer.b[:, None]]
+        layer.cache["ibp"] = np.concatenate(parts, axis=1)
     return layer.cache
 
 
 def _relaxation(lower, upper, alpha):
-    """Per-neuron coefficients of the ReLU bounds used in back-substitution.
+    """The ReLU bounds used in back-substitution, over pre-activation bounds ``[l, u]``.
 
     Soundness: for ``z`` in ``[l, u]``: ``relu(z) >= alpha z`` for any alpha in [0, 1];
     for ``l < 0 < u``: ``relu(z) <= a z + t`` whenever ``a l + t >= 0`` and
@@ -49,6 +50,10 @@ def _relaxation(lower, upper, alpha):
     between); ``t = max(-a l, u - a u)`` is computed rounded upwards, so the line is
     valid whatever float ``a`` is. Neurons with ``u <= 0`` output 0, with ``l >= 0`` their
     input. A NaN entry of ``alpha`` (or ``alpha`` None) means the adaptive choice.
+
+    Returns ``(U, live, d, d_pos, d_neg, t, at)``: the neurons unstable in some region,
+    those not inactive in all, the live ones' slopes (exactly 0 or 1 where stable), the
+    unstable ones' lower and upper slopes and ``t``, and their positions in ``live``.
     """
     inactive = upper <= 0
     active = (lower >= 0) & ~inactive
@@ -61,7 +66,11 @@ def _relaxation(lower, upper, alpha):
     alpha = adaptive if alpha is None else np.where(np.isnan(alpha), adaptive, alpha)
     d_pos = np.where(active, 1.0, np.where(inactive, 0.0, alpha))
     d_neg = np.where(active, 1.0, np.where(inactive, 0.0, a))
-    return d_pos, d_neg, t
+    size = lower.shape[-1]
+    U = np.flatnonzero(unstable.reshape(-1, size).any(axis=0))
+    live = np.flatnonzero((~inactive).reshape(-1, size).any(axis=0))
+    pick = (d_pos[..., None, live], d_pos[..., None, U], d_neg[..., None, U], t[..., U])
+    return (U, live, *pick, np.searchsorted(live, U))
 
 
 def backsubstitute(net: Network, Lam, stop: int, bounds, relax, c=None) -> np.ndarray:
@@ -77,62 +86,66 @@ def backsubstitute(net: Network, Lam, stop: int, bounds, relax, c=None) -> np.nd
     ``Lam W v >= fl(Lam W) v - |E| |v|`` with ``|v| <= mz = max(|l|, |u|)`` from ``bounds``;
     ``|E| mz`` is bounded by ``gamma_n |Lam| (|W| mz) + n eta sum(mz)``, whose float value
     (two products of nonnegative terms, relative error below 2 gamma) is doubled and
-    rounded up; the slack goes into c, rounded down. ReLU layers use :func:`_relaxation`.
-    At the input, ``min over the box of Lam x + c`` is taken coordinate-wise, rounded down.
-    Each stacked region is an independent computation, so each gets the same guarantee.
+    rounded up; the slack goes into c, rounded down. Through a ReLU (:func:`_relaxation`)
+    column j of Lam is multiplied by the lower slope where ``Lam >= 0``, else by the upper
+    one, and c gains ``min(Lam, 0) t``. Stable neurons have slopes 0 or 1 and t = 0: their
+    products are exact and their columns need no slack (columns that are 0 in every region
+    are dropped, with the matching rows of the next W). Elsewhere ``|fl(Lam d) - Lam d| <=
+    gamma_1 |fl(Lam d)| + eta``, bounded by the doubled gamma_1 term plus ``4 eta (sum mz +
+    1)``. At the input, ``min over the box of Lam x + c`` is taken coordinate-wise, rounded
+    down. Each stacked region is an independent computation with the same guarantee.
     """
     batch = bounds[0][0].shape[:-1]
     Lam = np.broadcast_to(Lam, batch + Lam.shape[-2:])
     c = np.zeros(Lam.shape[:-1]) if c is None else np.broadcast_to(c, Lam.shape[:-1])
+    cols = slice(None)  # Lam's columns are these entries of the value leaving layer q
     gamma1 = 2.0 * arith.gamma(1) * (1.0 + 2.0**-20)
     with np.errstate(over="ignore", invalid="ignore"):
         for q in range(stop - 1, -1, -1):
             layer = net.layers[q]
             lo, hi = bounds[q]
-            mz = np.maximum(np.abs(lo), np.abs(hi))
             if layer.kind == "add":
-                A = np.concatenate([Lam, c[..., None]], axis=-1)
-                c = arith.matvec_lower(A, _consts(layer)["b1"])
+                b1 = np.concatenate([layer.b[cols], [1.0]])
+                c = arith.matvec_lower(np.concatenate([Lam, c[..., None]], axis=-1), b1)
             elif layer.kind == "affine":
                 # c += Lam b, and sum_j |fl(Lam W) - Lam W|_rj mz_j <= gamma_n (|Lam| (|W| mz))_r
                 # + n eta |mz|_1, evaluated as a matrix-vector chain (nonnegative terms;
                 # slack factor 2); |Lam| |b| and |Lam| (|W| mz) are one product
-                n, m = layer.W.shape[1], Lam.shape[-1]
-                right = np.broadcast_to(np.abs(layer.b), mz.shape[:-1] + (m,))
-                right = np.stack([arith.dot(_consts(layer)["absW"], mz), right], axis=-1)
+                W, b, (n, m) = layer.W[cols], layer.b[cols], (layer.W.shape[1], Lam.shape[-1])
+                mz = np.maximum(np.abs(lo), np.abs(hi))
+                total = np.sum(mz, axis=-1, keepdims=True) + 1.0
+                right = np.broadcast_to(np.abs(b), mz.shape[:-1] + (m,))
+                right = np.stack([arith.dot(_consts(layer)["absW"][cols], mz), right], axis=-1)
                 both = np.abs(Lam) @ right
-                c = arith.down(c + arith.lower_from(arith.dot(Lam, layer.b), both[..., 1], m))
+                c = arith.down(c + arith.lower_from(arith.dot(Lam, b), both[..., 1], m))
                 err = arith.up(both[..., 0] * (2.0 * arith.gamma(n) * (1.0 + 2.0**-20)))
-                total = np.sum(mz, axis=-1, keepdims=True) + 1.0
-                err = arith.up(err + 3.0 * (n + m) * arith.ETA * total)
-                c = arith.down(c - err)
-                Lam = Lam @ layer.W
+                c = arith.down(c - arith.up(err + 3.0 * (n + m) * arith.ETA * total))
+                Lam, cols = Lam @ W, slice(None)
             else:
-                # new = fl(Lam d), d the lower slope where Lam >= 0, else the upper one (one
-                # of the two products is 0: the sum is exact); c += T t - E mz, T = min(Lam,
-                # 0), E = gamma1 |new| + 3 eta >= |fl(Lam d) - Lam d|: the eta part apart
-                # (4 eta fl(sum mz) >= 3 eta sum mz) keeps subnormals (slow) out of products.
-                # T t and |new| mz have terms of one sign, so S = |P| in lower_from.
-                n = Lam.shape[-1]
-                total = np.sum(mz, axis=-1, keepdims=True) + 1.0
-                slack = arith.up(4.0 * arith.ETA * total)
+                # T t and |rounded| mz have terms of one sign, so S = |P| in lower_from; the
+                # eta part (4 eta fl(sum mz) >= 3 eta sum mz) keeps subnormals out of products
                 if layer.kind == "scale":
-                    Lam = Lam * layer.b
+                    mz = np.maximum(np.abs(lo[..., cols]), np.abs(hi[..., cols]))
+                    Lam = rounded = Lam * layer.b[cols]
                 else:
-                    d_pos, d_neg, t = relax[q]
-                    T, new = np.minimum(Lam, 0.0), np.maximum(Lam, 0.0)
-                    neg = arith.dot(T, t)
-                    c = arith.down(c + arith.lower_from(neg, -neg, n))
-                    new *= d_pos[..., None, :]
-                    T *= d_neg[..., None, :]
-                    new += T
-                    Lam = new
-                pos = arith.dot(np.abs(Lam), mz)
-                slack = arith.up(arith.up(gamma1 * -arith.lower_from(-pos, pos, n)) + slack)
-                c = arith.down(c - slack)
+                    if not isinstance(cols, slice):  # rare: no affine layer between ReLUs
+                        full = np.zeros(Lam.shape[:-1] + (layer.size,))
+                        full[..., cols] = Lam
+                        Lam = full
+                    U, cols, d, d_pos, d_neg, t, at = relax[q]
+                    sub, mz = Lam[..., U], np.maximum(np.abs(lo[..., U]), np.abs(hi[..., U]))
+                    neg = arith.dot(np.minimum(sub, 0.0), t)
+                    c = arith.down(c + arith.lower_from(neg, -neg, U.size))
+                    rounded = np.where(sub >= 0, sub * d_pos, sub * d_neg)
+                    Lam = Lam[..., cols] * d
+                    Lam[..., at] = rounded
+                pos = arith.dot(np.abs(rounded), mz)
+                slack = arith.up(gamma1 * -arith.lower_from(-pos, pos, mz.shape[-1]))
+                total = np.sum(mz, axis=-1, keepdims=True) + 1.0
+                c = arith.down(c - arith.up(slack + arith.up(4.0 * arith.ETA * total)))
             if not arith.finite(c):  # a non-finite Lam makes the next c non-finite
                 raise NotProved("non-finite value in back-substitution")
-        lo, hi = bounds[0]
+        lo, hi = bounds[0][0][..., cols], bounds[0][1][..., cols]
         one = np.ones(lo.shape[:-1] + (1,))
         A = np.concatenate([np.maximum(Lam, 0.0), np.minimum(Lam, 0.0), c[..., None]], axis=-1)
         result = arith.matvec_lower(A, np.concatenate([lo, hi, one], axis=-1))
@@ -144,30 +157,26 @@ def backsubstitute(net: Network, Lam, stop: int, bounds, relax, c=None) -> np.nd
 def _clamps(net: Network, phases, batch: tuple) -> dict:
     """Per ReLU ordinal, masks of the split constraints ``z <= 0`` and ``z >= 0``."""
     items = [phases] if isinstance(phases, dict) else phases
-    masks: dict[int, tuple] = {}
+    masks: dict[int, np.ndarray] = {}
     for i, item in enumerate(items):
         for (k, j), phase in item.items():
-            if k not in masks:
-                shape = (len(items), net.layers[net.relu_layers[k]].size)
-                masks[k] = (np.zeros(shape, bool), np.zeros(shape, bool))
-            masks[k][0][i, j] |= phase in (-1, 2)  # 2: both, pre-activation = 0
-            masks[k][1][i, j] |= phase in (1, 2)
+            shape = (2, len(items), net.layers[net.relu_layers[k]].size)
+            mask = masks.setdefault(k, np.zeros(shape, bool))
+            mask[:, i, j] |= (phase in (-1, 2), phase in (1, 2))  # 2: both, z = 0
     return {
-        k: (a.reshape(batch + a.shape[1:]), b.reshape(batch + b.shape[1:]))
-        for k, (a, b) in masks.items()
+        k: (m[0].reshape(batch + m.shape[2:]), m[1].reshape(batch + m.shape[2:]))
+        for k, m in masks.items()
     }
 
 
 def region_bounds(net: Network, lower, upper, phases, slopes, linear, inherited=None):
-    """Bounds of every value over a region (or a stack), the ReLU relaxations, which are empty.
+    """Bounds of every value over a region (or a stack): ``(bounds, relax, empty)``.
 
     With ``linear`` the pre-activation bounds of every ReLU layer are the intersection of
-    interval propagation and back-substitution (with ``slopes``, a dict from ReLU ordinal
-    to alpha vectors, NaN or a missing layer meaning the adaptive choice); ``inherited``
-    (ReLU ordinal -> (lo, hi), valid on a region containing this one) is intersected too,
-    then split constraints clamp them. ``phases`` is a dict for one region, a list for a
-    stack; slopes and inherited bounds carry its batch axis. Returns ``(bounds, relax,
-    empty)``; when every region is shown empty the lists stop at that layer.
+    interval propagation and back-substitution (with ``slopes``: ReLU ordinal -> alphas,
+    NaN or absent meaning adaptive) and ``inherited`` (ordinal -> [lo, hi], valid on a
+    region containing this one), then clamped by the split constraints (``phases``: a dict,
+    or a list for a stack). When every region is shown empty the lists stop there.
     """
     lower, upper = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
     clamps = _clamps(net, phases, lower.shape[:-1])
@@ -188,8 +197,8 @@ def region_bounds(net: Network, lower, upper, phases, slopes, linear, inherited=
             raise NotProved(f"non-finite interval bound after layer {p}")
         if p + 1 < len(net.layers) and net.layers[p + 1].kind == "relu":
             if inherited is not None and ordinal in inherited:
-                lo = np.maximum(lo, inherited[ordinal][0])
-                hi = np.minimum(hi, inherited[ordinal][1])
+                lo = np.maximum(lo, inherited[ordinal][..., 0, :])
+                hi = np.minimum(hi, inherited[ordinal][..., 1, :])
             if linear:  # neurons inactive in every region of the stack and not split: their
                 m = lo.shape[-1]  # bounds are never used (output 0), so no back-substitution
                 rows = (hi > 0).reshape(-1, m).any(axis=0)
@@ -215,9 +224,15 @@ def region_bounds(net: Network, lower, upper, phases, slopes, linear, inherited=
     return bounds, relax, empty
 
 
-def layer_bounds(
-    net: Network, lower, upper, phases: dict, slopes: dict | None, linear: bool, inherited=None
-):
+def rows_proved_interval(bounds, C: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Which rows of ``C y <= d`` are unreachable by the output box alone."""
+    lo, hi = bounds[-1]
+    A = np.concatenate([np.maximum(C, 0.0), np.minimum(C, 0.0)], axis=1)
+    low = arith.matvec_lower(A, np.concatenate([lo, hi], axis=-1))
+    return np.isfinite(low) & (low > d)
+
+
+def layer_bounds(net: Network, lower, upper, phases: dict, slopes, linear: bool, inherited=None):
     """:func:`region_bounds` of one region; raises :class:`Empty` when it is shown empty."""
     bounds, relax, empty = region_bounds(net, lower, upper, phases, slopes, linear, inherited)
     if np.any(empty):
@@ -225,27 +240,21 @@ def layer_bounds(
     return bounds, relax
 
 
-def rows_proved_interval(bounds, C: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """Which rows of ``C y <= d`` are unreachable by the output box alone."""
-    lo, hi = bounds[-1]
-    A = np.concatenate([np.maximum(C, 0.0), np.minimum(C, 0.0)], axis=1)
-    with np.errstate(over="ignore", invalid="ignore"):
-        low = arith.matvec_lower(A, np.concatenate([lo, hi], axis=-1))
-    return np.isfinite(low) & (low > d)
+def _final_relax(net: Network, bounds, slopes: dict) -> dict:
+    """The ReLU relaxations of ``bounds`` with the given slopes."""
+    return {p: _relaxation(*bounds[p], slopes.get(k)) for k, p in enumerate(net.relu_layers)}
 
 
-def _stack(net: Network, items: list, fill: float | None) -> dict | None:
-    """Stack per-region dicts (ReLU ordinal -> slopes, or (lo, hi) with ``fill`` for none)."""
+def _stack(net: Network, items: list, slopes: bool) -> dict | None:
+    """Stack per-region dicts ReLU ordinal -> slopes (absent: NaN, adaptive) or -> (lo, hi)
+    (absent: unbounded) into arrays (B, m) or (B, 2, m); None when every item is None."""
     if all(item is None for item in items):
         return None
     out = {}
     for k, p in enumerate(net.relu_layers):
-        nan, inf = np.full(net.layers[p].size, np.nan), np.full(net.layers[p].size, fill or 0.0)
-        if fill is None:  # slopes: NaN = adaptive
-            out[k] = np.stack([it[k] if it and k in it else nan for it in items])
-            continue
-        lo = np.stack([-inf if it is None else it[k][0] for it in items])
-        out[k] = (lo, np.stack([inf if it is None else it[k][1] for it in items]))
+        m = net.layers[p].size
+        none = np.full(m, np.nan) if slopes else np.array([[-np.inf] * m, [np.inf] * m])
+        out[k] = np.stack([np.asarray(it[k]) if it and k in it else none for it in items])
     return out
 
 
@@ -262,82 +271,59 @@ def each(function, net: Network, stack: tuple, *args) -> list:
     ]
 
 
-def node_bounds(net: Network, stack: tuple) -> list:
-    """Pre-activation bounds (adaptive linear) of split nodes, for their children to inherit.
+def check_group(net: Network, stack: tuple, rule: str, everywhere: bool, polytopes) -> list:
+    """Check a stack of leaves sharing rule and slope mode, and bound split nodes.
 
-    ``stack`` is ``(lower, upper, phases, inherited)`` (per node a dict or None). Per node:
-    a dict ReLU ordinal -> (lo, hi), :data:`EMPTY` when its region is shown empty, or a
-    :class:`NotProved` when the bounds are not finite (the children keep ``inherited``).
+    ``stack`` is ``(lower, upper, phases, inherited, slopes, split)``. A split node gets its
+    adaptive linear pre-activation bounds for its children (ReLU ordinal -> (lo, hi)), or
+    :data:`EMPTY`. A leaf gets None (closed) or why not: intermediate bounds with the
+    adaptive slopes, then for leaves still open with the given ones (only those when
+    ``everywhere``); rows are tried with the interval test and back-substitution with the
+    given and the adaptive final slopes. Each is sound, so any success excludes a polytope.
     """
-    lower, upper, phases, inherited = stack
-    bounds, _, empty = region_bounds(
-        net, lower, upper, phases, None, True, _stack(net, inherited, np.inf)
-    )
-    relus = list(enumerate(net.relu_layers))
-    return [
-        EMPTY if e else {k: (bounds[p][0][i], bounds[p][1][i]) for k, p in relus}
-        for i, e in enumerate(empty)
-    ]
-
-
-def check_leaves(net: Network, stack: tuple, rule: str, everywhere: bool, polytopes) -> list:
-    """Check leaves sharing rule, slope mode and polytopes; per leaf None (closed) or why not.
-
-    ``stack`` is ``(lower, upper, phases, inherited, slopes)``, per leaf a dict or None
-    (all slopes None or all given). The intermediate bounds are computed with the adaptive
-    slopes and, for leaves not closed so and with slopes, again with them (only the latter
-    when ``everywhere``); each polytope's rows are tried with the interval test and with
-    back-substitution using the given and the adaptive final slopes. Every combination is
-    a sound bound, so any success excludes the polytope on the leaf.
-    """
-    lower, upper, phases, inherited, slopes = stack
-    given, stacked = _stack(net, slopes, None), _stack(net, inherited, np.inf)
-    variants = [given] if everywhere else ([None, given] if given is not None else [None])
+    lower, upper, phases, inherited, slopes, split = stack
+    given, stacked = _stack(net, slopes, True), _stack(net, inherited, False)
+    split, out = np.array(split, bool), [None] * len(phases)
     shown = np.zeros((len(phases), len(polytopes)), bool)
-    best, done = np.full(shown.shape, -np.inf), np.zeros(len(phases), bool)
-    for inner in variants:
-        linear = rule in ("linear", "infeasible")
-        bounds, relax, empty = region_bounds(net, lower, upper, phases, inner, linear, stacked)
-        done |= empty
-        if done.all():
+    best, done = np.full(shown.shape, -np.inf), split.copy()
+    todo = np.arange(len(phases))
+    for inner in [given] if everywhere else [None] + ([given] if given else []):
+        if not todo.size:
             break
-        if rule == "infeasible":
+        pick = {k: v[todo] for k, v in stacked.items()} if stacked else None
+        regions = (lower[todo], upper[todo], [phases[i] for i in todo])
+        inner = {k: v[todo] for k, v in inner.items()} if inner else None
+        bounds, relax, empty = region_bounds(net, *regions, inner, rule != "interval", pick)
+        for i in np.flatnonzero(split[todo]):
+            pairs = ((k, bounds[p]) for k, p in enumerate(net.relu_layers))
+            out[todo[i]] = EMPTY if empty[i] else {k: (lo[i], hi[i]) for k, (lo, hi) in pairs}
+        done[todo] |= empty
+        if done[todo].all() or rule == "infeasible":
+            todo = todo[~done[todo]]
             continue
-        finals = [relax] + ([_final_relax(net, bounds, given)] if given and not inner else [])
+        finals = [relax]
+        if given is not None and inner is None:
+            finals.append(_final_relax(net, bounds, {k: v[todo] for k, v in given.items()}))
         for index, (C, d) in enumerate(polytopes):
-            shown[:, index] |= rows_proved_interval(bounds, C, d).any(axis=-1)
+            shown[todo, index] |= rows_proved_interval(bounds, C, d).any(axis=-1)
             for final in finals if rule == "linear" else []:
-                if not (shown[:, index] | done).all():
+                if not (shown[todo, index] | done[todo]).all():
                     gap = backsubstitute(net, C, len(net.layers), bounds, final) - d
-                    best[:, index] = np.maximum(best[:, index], gap.max(axis=-1, initial=-np.inf))
-                    shown[:, index] |= np.any(gap > 0, axis=-1)
-        if (done | shown.all(axis=1)).all():
-            break
-    why = {
-        "infeasible": "the leaf's region is not shown empty",
-        "interval": "unsafe polytope {j} not excluded by interval bounds",
-        "linear": "unsafe polytope {j}: best linear lower bound minus d is {g:.3g}, not positive",
-    }[rule]
+                    gap = gap.max(axis=-1, initial=-np.inf)
+                    best[todo, index] = np.maximum(best[todo, index], gap)
+                    shown[todo, index] |= gap > 0
+        todo = todo[~(done | shown.all(axis=1))[todo]]
     first = np.argmin(np.c_[shown, np.zeros(len(shown), bool)], axis=1)  # the first open one
     closed = done | (shown.all(axis=1) & (rule != "infeasible"))
-    return [None if closed[i] else why.format(j=j, g=best[i, j]) for i, j in enumerate(first)]
+    for i in np.flatnonzero(~closed):
+        out[i] = WHY[rule].format(j=first[i], g=best[i, first[i]])
+    return out
 
 
 def chunk_size(net: Network) -> int:
-    """How many regions to stack at once (work arrays of about a megabyte stay in cache)."""
+    """How many regions to stack at once (work arrays of a few megabytes)."""
     wide = max([net.input_size] + [layer.size for layer in net.layers])
-    return max(1, 100_000 // (2 * wide * wide))
-
-
-def _final_relax(net: Network, bounds, slopes: dict) -> dict:
-    relax = {}
-    for ordinal, p in enumerate(net.relu_layers):
-        lo, hi = bounds[p]
-        relax[p] = _relaxation(lo, hi, slopes.get(ordinal))
-    return relax
-
-
-# ------------------------------------------------------------------------- exact
+    return max(1, 1_000_000 // (2 * wide * wide))
 
 
 def exact_output(net: Network, x: np.ndarray) -> list[Fraction]:

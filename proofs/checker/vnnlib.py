@@ -1,18 +1,15 @@
 """An independent reader of VNN-LIB property files (the subset the benchmarks use).
 
-A file declares ``X_i`` (flat model inputs) and ``Y_j`` (flat outputs) as Real constants
-and asserts formulas built from ``and``, ``or`` and linear comparisons ``<=, >=, <, >``
-of terms (numerals, variables, ``+``, ``-``, ``*`` by a numeral). The assertions together
-describe the *violation*. They are expanded into disjunctive normal form; every disjunct
-must bound each input from both sides with single-variable comparisons and constrain only
-outputs otherwise. Each disjunct becomes ``(lower, upper, rows)``: the input box and the
-unsafe output rows ``c . y <= d`` (``strict`` for ``<``/``>``), all numbers exact
-(:class:`fractions.Fraction` of the decimal numeral, or of its nearest float64 when
-``as_float``). The text is parsed, never executed.
+The subset and its meaning are specified in FORMAT.md, section 5. Each disjunct of the
+violation becomes ``(lower, upper, rows)``: the input box and the unsafe output rows
+``(c, d, strict)`` meaning ``c . y <= d`` (``<`` when strict), all numbers exact
+Fractions of the decimal numerals (or of their nearest float64 when ``as_float``). The
+text is parsed, never executed.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 
@@ -25,93 +22,76 @@ MAX_DISJUNCTS = 100_000
 _IGNORED = {"set-logic", "set-info", "set-option", "check-sat", "get-model", "exit"}
 
 
-def _tokens(text: str) -> list[str]:
-    lines = [line.split(";", 1)[0] for line in text.splitlines()]
-    return _TOKEN.findall("\n".join(lines))
-
-
-def _parse_sexprs(tokens: list[str]) -> list:
+def _parse_sexprs(text: str) -> list:
     stack: list[list] = [[]]
-    for tok in tokens:
+    for tok in _TOKEN.findall("\n".join(line.split(";", 1)[0] for line in text.splitlines())):
         if tok == "(":
             stack.append([])
-        elif tok == ")":
-            if len(stack) == 1:
-                raise Malformed("spec: unbalanced ')'")
-            done = stack.pop()
-            stack[-1].append(done)
-        else:
+        elif tok != ")":
             stack[-1].append(tok)
+        elif len(stack) == 1:
+            raise Malformed("spec: unbalanced ')'")
+        else:
+            stack[-2].append(stack.pop())
     if len(stack) != 1:
         raise Malformed("spec: unbalanced '('")
     return stack[0]
 
 
-class _Reader:
-    def __init__(self, as_float: bool) -> None:
-        self.as_float = as_float
-        self.declared: set[str] = set()
+def _term(expr, declared: set[str], as_float: bool) -> dict:
+    """A linear term as {variable or None (constant): coefficient}."""
+    if isinstance(expr, str):
+        if _VAR.match(expr):
+            if expr not in declared:
+                raise Malformed(f"spec: {expr} used before its declaration")
+            return {expr: Fraction(1)}
+        if not _NUMERAL.match(expr):
+            raise Malformed(f"spec: {expr!r} is not a numeral")
+        return {None: Fraction(float(expr)) if as_float else Fraction(expr)}
+    if not expr or not isinstance(expr[0], str):
+        raise Malformed("spec: malformed term")
+    head, args = expr[0], [_term(a, declared, as_float) for a in expr[1:]]
+    if head == "+" and args:
+        return _combine(args, [1] * len(args))
+    if head == "-" and args:
+        return _combine(args, [1] + [-1] * (len(args) - 1) if len(args) > 1 else [-1])
+    if head == "*" and args:
+        terms = [a for a in args if not set(a) <= {None}]  # the non-constant factors
+        if len(terms) > 1:
+            raise Malformed("spec: nonlinear product")
+        factor = math.prod(
+            (a.get(None, Fraction(0)) for a in args if set(a) <= {None}), start=Fraction(1)
+        )
+        return _combine(terms or [{None: Fraction(1)}], [factor])
+    if head == "/" and len(args) == 2 and set(args[1]) <= {None} and args[1].get(None):
+        return _combine([args[0]], [1 / args[1][None]])
+    raise Malformed(f"spec: unsupported term operator {head!r}")
 
-    def number(self, tok: str) -> Fraction:
-        if not _NUMERAL.match(tok):
-            raise Malformed(f"spec: {tok!r} is not a numeral")
-        return Fraction(float(tok)) if self.as_float else Fraction(tok)
 
-    def term(self, expr) -> dict:
-        """A linear term as {variable or None (constant): coefficient}."""
-        if isinstance(expr, str):
-            if _VAR.match(expr):
-                if expr not in self.declared:
-                    raise Malformed(f"spec: {expr} used before its declaration")
-                return {expr: Fraction(1)}
-            return {None: self.number(expr)}
-        if not expr or not isinstance(expr[0], str):
-            raise Malformed("spec: malformed term")
-        head, args = expr[0], [self.term(a) for a in expr[1:]]
-        if head == "+" and args:
-            return _combine(args, [1] * len(args))
-        if head == "-" and len(args) == 1:
-            return _combine(args, [-1])
-        if head == "-" and len(args) >= 2:
-            return _combine(args, [1] + [-1] * (len(args) - 1))
-        if head == "*" and args:
-            result = args[0]
-            for arg in args[1:]:
-                if set(arg) <= {None}:
-                    result = _combine([result], [arg.get(None, Fraction(0))])
-                elif set(result) <= {None}:
-                    result = _combine([arg], [result.get(None, Fraction(0))])
-                else:
-                    raise Malformed("spec: nonlinear product")
-            return result
-        if head == "/" and len(args) == 2 and set(args[1]) <= {None} and args[1].get(None):
-            return _combine([args[0]], [1 / args[1][None]])
-        raise Malformed(f"spec: unsupported term operator {head!r}")
-
-    def formula(self, expr) -> list[list[tuple]]:
-        """DNF: a list of conjunctions, each a list of atoms (coeffs, bound, strict)."""
-        if not isinstance(expr, list) or not expr or not isinstance(expr[0], str):
-            raise Malformed("spec: malformed formula")
-        head, args = expr[0], expr[1:]
-        if head == "and":
-            result: list[list[tuple]] = [[]]
-            for arg in args:
-                result = [a + b for a in result for b in self.formula(arg)]
-                if len(result) > MAX_DISJUNCTS:
-                    raise Malformed("spec: too many disjuncts")
-            return result
-        if head == "or":
-            return [conj for arg in args for conj in self.formula(arg)]
-        if head in ("<=", ">=", "<", ">", "=") and len(args) >= 2:
-            terms = [self.term(a) for a in args]
-            atoms = []
-            for left, right in zip(terms, terms[1:], strict=False):  # chains: a <= b <= c
-                if head in ("<=", "<", "="):  # left - right <= 0
-                    atoms.append(_atom(left, right, head == "<"))
-                if head in (">=", ">", "="):  # right - left <= 0
-                    atoms.append(_atom(right, left, head == ">"))
-            return [atoms]
-        raise Malformed(f"spec: unsupported formula operator {head!r}")
+def _formula(expr, declared: set[str], as_float: bool) -> list[list[tuple]]:
+    """DNF: a list of conjunctions, each a list of atoms (coeffs, bound, strict)."""
+    if not isinstance(expr, list) or not expr or not isinstance(expr[0], str):
+        raise Malformed("spec: malformed formula")
+    head, args = expr[0], expr[1:]
+    if head == "and":
+        result: list[list[tuple]] = [[]]
+        for arg in args:
+            result = [a + b for a in result for b in _formula(arg, declared, as_float)]
+            if len(result) > MAX_DISJUNCTS:
+                raise Malformed("spec: too many disjuncts")
+        return result
+    if head == "or":
+        return [conj for arg in args for conj in _formula(arg, declared, as_float)]
+    if head in ("<=", ">=", "<", ">", "=") and len(args) >= 2:
+        terms = [_term(a, declared, as_float) for a in args]
+        atoms = []
+        for left, right in zip(terms, terms[1:], strict=False):  # chains: a <= b <= c
+            if head in ("<=", "<", "="):  # left - right <= 0
+                atoms.append(_atom(left, right, head == "<"))
+            if head in (">=", ">", "="):  # right - left <= 0
+                atoms.append(_atom(right, left, head == ">"))
+        return [atoms]
+    raise Malformed(f"spec: unsupported formula operator {head!r}")
 
 
 def _atom(left: dict, right: dict, strict: bool) -> tuple:
@@ -134,9 +114,9 @@ def parse_vnnlib(text: str, n_inputs: int, n_outputs: int, as_float: bool = Fals
     ``rows`` is a list of ``(c, d, strict)`` with ``c`` a list of ``n_outputs`` Fractions.
     Raises Malformed on anything outside the supported subset.
     """
-    reader = _Reader(as_float)
+    declared: set[str] = set()
     conj: list[list[tuple]] = [[]]
-    for cmd in _parse_sexprs(_tokens(text)):
+    for cmd in _parse_sexprs(text):
         if not isinstance(cmd, list) or not cmd or not isinstance(cmd[0], str):
             raise Malformed("spec: expected a command")
         if cmd[0] == "declare-const":
@@ -145,9 +125,9 @@ def parse_vnnlib(text: str, n_inputs: int, n_outputs: int, as_float: bool = Fals
             kind, index = _VAR.match(cmd[1]).groups()
             if int(index) >= (n_inputs if kind == "X" else n_outputs):
                 raise Malformed(f"spec: {cmd[1]} does not exist in the model")
-            reader.declared.add(cmd[1])
+            declared.add(cmd[1])
         elif cmd[0] == "assert" and len(cmd) == 2:
-            parts = reader.formula(cmd[1])
+            parts = _formula(cmd[1], declared, as_float)
             if len(parts) == 1:  # the common case: extend in place
                 for atoms in conj:
                     atoms.extend(parts[0])
