@@ -15,17 +15,6 @@ from proofs.checker.check import FORMAT, SEMANTICS, VERSION, CheckReport, check_
 __all__ = ["FORMAT", "SEMANTICS", "VERSION", "CheckReport", "check_certificate", "main"]
 
 
-def render(report: CheckReport) -> str:
-    """The human-readable report the CLI prints."""
-    verdict = "VALID" if report.valid else ("MALFORMED" if report.malformed else "INVALID")
-    lines = [f"certificate {verdict}"]
-    if report.reason:
-        lines.append(f"reason: {report.reason}")
-    lines += [f"  checked: {line}" for line in report.checked]
-    lines += [f"  trusted: {line}" for line in report.trusted]
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Check one certificate; print the report; return 0 valid, 1 invalid, 2 malformed."""
     parser = argparse.ArgumentParser(prog="prover check", description=__doc__.splitlines()[0])
@@ -34,5 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", help="VNN-LIB file (default: path in the certificate)")
     args = parser.parse_args(argv)
     report = check_certificate(args.certificate, model=args.model, spec=args.spec)
-    sys.stdout.write(render(report) + "\n")
+    verdict = "VALID" if report.valid else ("MALFORMED" if report.malformed else "INVALID")
+    lines = [f"certificate {verdict}"] + [f"reason: {report.reason}"] * bool(report.reason)
+    lines += [f"  checked: {line}" for line in report.checked]
+    lines += [f"  trusted: {line}" for line in report.trusted]
+    sys.stdout.write("\n".join(lines) + "\n")
     return report.exit_code

@@ -1,25 +1,20 @@
 """Rigorous float64 arithmetic and exact dyadic arithmetic.
 
 Rigorous bounds. numpy's ``A @ B`` may sum in any order, with or without fused
-multiply-add. For an inner dimension ``n`` the classical a-priori bound (Higham,
-*Accuracy and Stability of Numerical Algorithms*, 2nd ed., eq. (3.5)) holds for every
-order::
+multiply-add. For an inner dimension ``n`` the a-priori bound (Higham, *Accuracy and
+Stability of Numerical Algorithms*, 2nd ed., eq. (3.5)) holds for every order::
 
     |fl(A @ B) - A @ B| <= gamma_n * (|A| @ |B|) + n * eta       (elementwise)
 
-with ``u = 2**-53``, ``gamma_n = n u / (1 - n u)`` and ``eta = 2**-1074`` covering
-underflow. ``|A| @ |B|`` is itself computed in floats; its computed value ``S`` satisfies
-``|A| @ |B| <= (S + n eta) / (1 - gamma_n)``, so ``E = 2 gamma_n S + 3 n eta`` (computed
-with a safety factor, see :func:`lower_from`) bounds the error whenever
-``gamma_n <= 1/2``. A lower bound of an exact product is then ``fl(P - E)`` moved at
-least one step towards -inf (:func:`down`), which also covers the rounding of the
-subtraction. Any NaN or Inf makes the bound useless; callers treat it as "not proved".
-Overflow and invalid operations are expected here (they yield Inf or NaN, which callers
-reject), so callers silence numpy's warnings about them.
+with ``u = 2**-53``, ``gamma_n = n u / (1 - n u)``, ``eta = 2**-1074`` (underflow). The
+computed value ``S`` of ``|A| @ |B|`` has ``|A| @ |B| <= (S + n eta) / (1 - gamma_n)``, so
+``E = 2 gamma_n S + 3 n eta`` (times a safety factor: :func:`lower_from`) bounds the error
+when ``gamma_n <= 1/2``; ``fl(P - E)`` moved at least one step towards -inf (:func:`down`,
+which also covers the subtraction's rounding) is a lower bound of the exact product. NaN or
+Inf (overflow: callers silence numpy's warnings) makes a bound useless: "not proved".
 
-Exact arithmetic. Every finite float64 is ``m * 2**e`` with integer ``m``; a vector is
-stored as Python integers over one common exponent (:func:`to_dyadic`), so products and
-sums are exact.
+Exact arithmetic. A finite float64 is ``m * 2**e`` with integer ``m``; a vector is stored
+as Python integers over one common exponent (:func:`to_dyadic`): products, sums are exact.
 """
 
 from __future__ import annotations
@@ -42,12 +37,9 @@ def gamma(n: int) -> float:
 
 
 def dot(A: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``A @ x`` for a matrix or a stack of matrices and a vector or a stack of vectors.
-
-    Every entry is one dot product over the last axis of ``A``, whatever the stacking, so
-    the error bound of the module docstring applies entrywise. (Stacked matrix-vector
-    products: a large 2-D product would start BLAS threads, very slow on a busy machine.)
-    """
+    """``A @ x`` for a (stack of) matrix and a (stack of) vector: every entry is one dot
+    product over A's last axis, so the module's error bound applies entrywise. (Stacked
+    matrix-vector products: a large 2-D product would start BLAS threads, slow when busy.)"""
     return A @ x if x.ndim == 1 else (A @ x[..., None])[..., 0]
 
 
@@ -108,24 +100,3 @@ def to_dyadic(array: np.ndarray) -> tuple[np.ndarray, int]:
     expo = expo.astype(np.int64) - 53
     e = int(expo[ints != 0].min()) if ints.any() else 0
     return ints.astype(object) << np.where(ints != 0, expo - e, 0).astype(object), e
-
-
-def exact_forward(layers: list, x: np.ndarray) -> tuple[np.ndarray, int]:
-    """The network's exact real-arithmetic output at the float input ``x`` (dyadic)."""
-    v, e = to_dyadic(np.asarray(x, dtype=np.float64).reshape(-1))
-    for layer in layers:
-        if layer.kind == "relu":
-            v = np.array([i if i > 0 else 0 for i in v], dtype=object)
-            continue
-        if "exact" not in layer.cache:
-            W = to_dyadic(layer.W) if layer.kind == "affine" else None
-            layer.cache["exact"] = (W, to_dyadic(layer.b))
-        W, (b, eb) = layer.cache["exact"]
-        if layer.kind == "scale":
-            v, e = v * b, e + eb
-            continue
-        if layer.kind == "affine":
-            v, e = W[0].dot(v), W[1] + e
-        low = min(e, eb)  # add b
-        v, e = v * (1 << (e - low)) + b * (1 << (eb - low)), low
-    return v, e

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -41,9 +43,6 @@ class CheckReport:
     def exit_code(self) -> int:
         """0 valid, 1 invalid, 2 malformed."""
         return 0 if self.valid else (2 if self.malformed else 1)
-
-
-_MODEL_CACHE: dict[str, Network] = {}  # a few lowered networks, by file hash
 
 
 def _read(path: str, what: str) -> bytes:
@@ -93,36 +92,31 @@ def check_certificate(path: str, model: str | None = None, spec: str | None = No
     return report
 
 
+@functools.lru_cache(maxsize=4)  # certificates checked one after another share models
+def _network(model_bytes: bytes) -> Network:
+    net = read_model(model_bytes)
+    net.hash = network_hash(net)
+    return net
+
+
 def check_document(
     doc: object, model_bytes: bytes, spec_bytes: bytes | None, report: CheckReport
 ) -> None:
     """Check a parsed certificate; raise Malformed/Invalid/NotProved, else return."""
     if not isinstance(doc, dict):
         raise Malformed("certificate is not a JSON object")
-    if get(doc, "format", "certificate") != FORMAT:
-        raise Malformed(f"not a {FORMAT} document")
-    version = get(doc, "version", "certificate")
-    if version != VERSION:
-        raise Malformed(f"format version {version!r} is not supported (this checker: {VERSION})")
-    claim = get(doc, "claim", "certificate", str)
-    if claim not in ("holds", "violated"):
-        raise Malformed(f"claim must be 'holds' or 'violated', not {claim!r}")
-    semantics = get(doc, "semantics", "certificate", str)
-    if semantics not in SEMANTICS:
-        raise Invalid(f"semantics {semantics!r} is not one this checker implements")
-
+    get(doc, "format", "certificate", str, (FORMAT,))
+    get(doc, "version", "certificate", int, (VERSION,))
+    claim = get(doc, "claim", "certificate", str, ("holds", "violated"))
+    semantics = get(doc, "semantics", "certificate", str, tuple(SEMANTICS), error=Invalid)
     model = get(doc, "model", "certificate", dict)
-    if get(model, "sha256", "model", str) != sha256(model_bytes):
+    digest = sha256(model_bytes)
+    if get(model, "sha256", "model", str) != digest:
         raise Invalid("the certificate is for a different model file (SHA-256 mismatch)")
-    net = _MODEL_CACHE.get(sha256(model_bytes))
-    if net is None:
-        if len(_MODEL_CACHE) > 4:
-            _MODEL_CACHE.clear()
-        net = _MODEL_CACHE[sha256(model_bytes)] = read_model(model_bytes)
-        net.hash = network_hash(net)
+    net = _network(model_bytes)
     if get(model, "network_sha256", "model", str) != net.hash:
         raise Invalid("the lowered network's hash differs from the certificate's")
-    report.checked.append(f"model file SHA-256 {sha256(model_bytes)[:16]}... matches")
+    report.checked.append(f"model file SHA-256 {digest[:16]}... matches")
     report.trusted.extend(net.notes)
     report.checked.append(
         f"network re-derived from the model file: {len(net.layers)} layers, "
@@ -132,29 +126,23 @@ def check_document(
     subs, canon = _subproblems(get(doc, "subproblems", "certificate", list), net)
     if get(doc, "subproblems_sha256", "certificate", str) != sha256(enc.canonical_json(canon)):
         raise Invalid("the subproblems' hash does not match their content")
-    disjuncts = None
     if doc.get("spec") is not None:
         spec_hash = get(doc["spec"], "sha256", "spec", str)
-        if spec_bytes is None:
-            report.trusted.append(
-                "spec file not available: the property is taken as the certificate states it"
-            )
-        elif sha256(spec_bytes) != spec_hash:
+        if spec_bytes is not None and sha256(spec_bytes) != spec_hash:
             raise Invalid("the certificate is for a different spec file (SHA-256 mismatch)")
-    if spec_bytes is not None:
+    disjuncts = None
+    if spec_bytes is None:
+        report.trusted.append("no spec file: the property is the certificate's subproblems")
+    else:
         try:
             text = spec_bytes.decode("utf-8")
         except UnicodeDecodeError:
             raise Malformed("spec file is not UTF-8 text") from None
-        disjuncts = [
-            parse_vnnlib(text, net.input_size, net.output_size, flag) for flag in (False, True)
-        ]
+        disjuncts = [parse_vnnlib(text, net.input_size, net.output_size, f) for f in (False, True)]
         report.checked.append(f"spec file read: {len(disjuncts[0])} disjuncts of the violation")
-    else:
-        report.trusted.append("no spec file: the property is the certificate's subproblems")
     report.checked.append(f"claim {claim!r} under {semantics!r} semantics: {SEMANTICS[semantics]}")
 
-    assumptions = _assumptions(doc.get("assumptions", []), report)
+    assumptions = _assumptions(get(doc, "assumptions", "certificate", list, default=[]), report)
     evidence = get(doc, "evidence", "certificate", dict)
     if claim == "violated":
         _check_violation(evidence, subs, net, disjuncts, report)
@@ -213,47 +201,33 @@ def _check_coverage(subs: list, disjuncts: list, report: CheckReport) -> None:
     """Every disjunct of the spec's violation lies inside a certificate subproblem."""
     cert = [(lo, hi, [_norm_row(c, d) for c, d, _ in rows]) for lo, hi, rows in _exact(subs)]
 
-    def covered(disjunct: tuple) -> bool:
-        lower, upper, rows = disjunct
+    def covered(lower, upper, rows) -> bool:  # a box containing it, every row implied
         if lower is None or any(lo > hi for lo, hi in zip(lower, upper, strict=True)):
             return True  # an empty disjunct
-        spec = [_norm_row(c, d) for c, d, _ in rows]
-        for lo, hi, poly in cert:  # the box contains the disjunct's, each row is implied
-            if all(a <= b for a, b in zip(lo, lower, strict=True)) and all(
-                a >= b for a, b in zip(hi, upper, strict=True)
-            ):
-                implied = (
-                    r[1] >= 0 if r[0] == () else any(s == r[0] and e <= r[1] for s, e in spec)
-                    for r in poly
-                )
-                if all(implied):
-                    return True
-        return False
+        spec = [_norm_row(c, d) for c, d, _ in rows] + [((), 0)]  # implies every row 0 <= d, d >= 0
+        return any(
+            all(a <= b <= u <= v for a, b, u, v in zip(lo, lower, upper, hi, strict=True))
+            and all(any(s == c and e <= d for s, e in spec) for c, d in poly)
+            for lo, hi, poly in cert
+        )
 
-    rounded = False
-    for index, exact in enumerate(disjuncts[0]):
-        if not covered(exact):
-            if not covered(disjuncts[1][index]):
-                raise Invalid(f"spec disjunct {index} is not covered by any certificate subproblem")
-            rounded = True
-    report.checked.append(
-        "every disjunct of the spec lies in a certificate subproblem (box and unsafe rows)"
-    )
+    rounded = [i for i, disjunct in enumerate(disjuncts[0]) if not covered(*disjunct)]
+    for index in rounded:
+        if not covered(*disjuncts[1][index]):
+            raise Invalid(f"spec disjunct {index} is not covered by any certificate subproblem")
+    report.checked.append("every spec disjunct lies in a certificate subproblem (box and rows)")
     if rounded:
         report.trusted.append("spec numerals taken as their nearest float64 (off by < 1 ulp)")
 
 
-def _assumptions(items: object, report: CheckReport) -> set[str]:
-    if not isinstance(items, list):
-        raise Malformed("assumptions must be a list")
+def _assumptions(items: list, report: CheckReport) -> set[str]:
     names = set()
     for i, item in enumerate(items):
         name = get(item, "name", f"assumptions[{i}]", str)
         kind = get(item, "kind", f"assumptions[{i}]", str)
         names.add(name)
-        verdict = (
-            _z3(item["smt2"]) if kind == "lemma" and isinstance(item.get("smt2"), str) else None
-        )
+        smt2 = item.get("smt2") if kind == "lemma" else None
+        verdict = _z3(smt2) if isinstance(smt2, str) else None
         if verdict is True:
             report.checked.append(f"lemma {name!r} re-checked with Z3 (its negation is unsat)")
         elif verdict is False:
@@ -284,44 +258,20 @@ def _check_violation(
 ) -> None:
     cex = get(evidence, "counterexample", "evidence", dict)
     x = parse_array(get(cex, "input", "counterexample"), "counterexample.input", net.input_size)
-    y = rules.exact_output(net, x)
-    fx = [Fraction(float(v)) for v in x]
-    where = "a subproblem's box; its exact output is in an unsafe set"
-    tables = [_exact(subs)] if disjuncts is None else disjuncts
-    if disjuncts is not None:
-        where = "the spec's input box; its exact output violates the spec"
-    for rounding, table in enumerate(tables):
+    y, fx = rules.exact_output(net, x), [Fraction(float(v)) for v in x]
+    where = "the spec" if disjuncts is not None else "its subproblem's unsafe polytopes"
+    for rounding, table in enumerate([_exact(subs)] if disjuncts is None else disjuncts):
         for lower, upper, rows in table:
-            inside = lower is not None and all(
-                lo <= v <= hi for lo, v, hi in zip(lower, fx, upper, strict=True)
-            )
-            if inside and rules.in_rows(y, rows):
-                report.checked.append(f"counterexample in {where}")
+            inside = lower is not None and all(map(operator.le, lower, fx))
+            if not (inside and all(map(operator.le, fx, upper))):
+                continue
+            values = ((sum(map(operator.mul, c, y)), d, strict) for c, d, strict in rows)
+            if all(v < d or (v == d and not strict) for v, d, strict in values):
+                report.checked.append(f"counterexample violates {where} in exact arithmetic")
                 if rounding:
                     report.trusted.append("spec numerals taken as their nearest float64 values")
                 return
-    if disjuncts is not None:
-        raise Invalid("the counterexample does not violate the spec in exact arithmetic")
-    raise Invalid("the counterexample's exact output is in no unsafe polytope of its box")
-
-
-def _parts(entry: object, n_polys: int, where: str) -> list[tuple[list[int], object]]:
-    """A subproblem's evidence: one tree for all polytopes, or parts covering them."""
-    if not (isinstance(entry, dict) and "parts" in entry):
-        return [(list(range(n_polys)), entry)]
-    parts, covered = [], set()
-    for i, part in enumerate(get(entry, "parts", where, list)):
-        pw = f"{where}.parts[{i}]"
-        indices = [
-            enc.parse_int(v, f"{pw}.polytopes", 0, n_polys)
-            for v in get(part, "polytopes", pw, list)
-        ]
-        covered.update(indices)
-        parts.append((sorted(set(indices)), get(part, "tree", pw)))
-    if covered != set(range(n_polys)):
-        missing = sorted(set(range(n_polys)) - covered)
-        raise Invalid(f"{where}: the parts leave unsafe polytopes {missing} unproved")
-    return parts
+    raise Invalid(f"the counterexample does not violate {where} in exact arithmetic")
 
 
 def _check_holds(
@@ -330,17 +280,27 @@ def _check_holds(
     trees = get(evidence, "trees", "evidence", list)
     if len(trees) != len(subs):
         raise Malformed(f"{len(trees)} proof trees for {len(subs)} subproblems")
-    inherit = evidence.get("inherit", False)
-    if not isinstance(inherit, bool):
-        raise Malformed("evidence.inherit must be true or false")
+    inherit = get(evidence, "inherit", "evidence", bool, default=False)
     widths = [net.layers[p].size for p in net.relu_layers]
-    work = []
+    work = []  # (levels of a tree, the polytopes it proves)
     for s, (entry, (lower, upper, polys)) in enumerate(zip(trees, subs, strict=True)):
-        for indices, tree in _parts(entry, len(polys), f"trees[{s}]"):
-            levels = _structure(tree, lower, upper, widths, assumptions, f"trees[{s}]")
-            work.append((levels, [polys[i] for i in indices]))
+        where, covered = f"trees[{s}]", set()
+        parts = [{"polytopes": list(range(len(polys))), "tree": entry}]  # one tree for all
+        if isinstance(entry, dict) and "parts" in entry:
+            parts = get(entry, "parts", where, list)
+        for i, part in enumerate(parts):
+            pw = f"{where}.parts[{i}]"
+            ids = get(part, "polytopes", pw, list)
+            ids = {enc.parse_int(v, f"{pw}.polytopes", 0, len(polys)) for v in ids}
+            levels = _structure(get(part, "tree", pw), lower, upper, widths, assumptions, where)
+            work.append((levels, [polys[k] for k in sorted(ids)]))
+            covered |= ids
+        if covered != set(range(len(polys))):
+            missing = sorted(set(range(len(polys))) - covered)
+            raise Invalid(f"{where}: the parts leave unsafe polytopes {missing} unproved")
     counts: Counter = Counter()
-    chunk = rules.chunk_size(net)
+    wide = max([net.input_size] + [layer.size for layer in net.layers])
+    chunk = max(1, 1_000_000 // (2 * wide * wide))  # regions stacked: arrays of a few MB
     for levels, polys in work:
         inh: dict = {}  # split node id -> the bounds its children inherit (None: none)
         for level in levels:
@@ -351,32 +311,32 @@ def _check_holds(
                     continue  # in a subtree shown empty
                 if leaf is None:
                     found[ident] = inh.get(parent)
-                elif leaf[0] == "assumed":
-                    counts[f"assumed:{leaf[2]}"] += 1
+                    if inherit:
+                        groups.setdefault(("linear", False), []).append(n)
                 else:
                     counts[leaf[0]] += 1
-                if (leaf is None and inherit) or (leaf is not None and leaf[0] != "assumed"):
-                    groups.setdefault(leaf[:2] if leaf else ("linear", False), []).append(n)
+                    if not leaf[0].startswith("assumed:"):
+                        groups.setdefault(leaf[:2], []).append(n)
             for (rule, everywhere), nodes in groups.items():
                 for i in range(0, len(nodes), chunk):
                     part = nodes[i : i + chunk]
-                    stack = (np.stack([n[2] for n in part]), np.stack([n[3] for n in part]))
-                    stack += ([n[4] for n in part], [inh.get(n[0]) for n in part])
-                    stack += ([n[6] and n[6][2] for n in part], [n[6] is None for n in part])
+                    parent, _, lo, hi, phases, _, leaf = zip(*part, strict=True)
+                    stack = (np.stack(lo), np.stack(hi), phases, [inh.get(p) for p in parent])
+                    stack += ([f and f[2] for f in leaf], [f is None for f in leaf])
                     got = rules.each(rules.check_group, net, stack, rule, everywhere, polys)
                     for n, why in zip(part, got, strict=True):
-                        if n[6] is None and why is rules.EMPTY:
+                        if n[6] is not None and why is not None:
+                            raise rules.NotProved(f"{n[5]} ({rule}): {why}")
+                        if why is rules.EMPTY:
                             counts["empty subtree"] += 1
                             del found[n[1]]
-                        elif n[6] is None and isinstance(why, dict):
+                        elif isinstance(why, dict):
                             found[n[1]] = why  # else (not finite): children keep the node's
-                        elif n[6] is not None and why is not None:
-                            raise rules.NotProved(f"{n[5]} ({rule}): {why}")
             inh = found
-    total = sum(counts.values())
     detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     report.checked.append(
-        f"{len(subs)} subproblem(s): split trees cover each box; {total} leaves checked ({detail})"
+        f"{len(subs)} subproblem(s): split trees cover each box; "
+        f"{sum(counts.values())} leaves checked ({detail})"
     )
     for key, value in counts.items():
         if key.startswith("assumed:"):
@@ -387,38 +347,48 @@ def _structure(tree, lower, upper, widths: list[int], assumptions: set, where: s
     """Read a whole proof tree (every check that needs no bounds) into levels by depth.
 
     Each node is ``(parent id, id, lower, upper, phases, where, leaf)``, ``leaf`` None for
-    a split, else ``(rule, slopes everywhere, slopes)`` or ``("assumed", False, name)``.
+    a split, else ``(rule, slopes everywhere, slopes)`` or ``("assumed:NAME", False, None)``.
     """
     levels: list[list] = []
-    ident, stack = 0, [(tree, lower, upper, {}, where, 0, None)]
+    stack = [(tree, lower, upper, {}, where, 0, None)]
     while stack:
         node, lo, hi, phases, where, depth, parent = stack.pop()
         if depth > MAX_DEPTH or not isinstance(node, dict):
             raise Malformed(f"{where}: not a proof node")
         if depth == len(levels):
             levels.append([])
-        ident, leaf = ident + 1, None
-        if "split" in node:
-            for child in _children(node, lo, hi, phases, where, widths):
-                stack.append(child + (depth + 1, ident))
-        else:
+        ident, leaf, children = (depth, len(levels[depth])), None, []  # id: its place
+        if "split" not in node:
             leaf = _leaf(node, where, widths, assumptions)
+        elif get(node, "split", where, str, ("input", "relu")) == "input":
+            dim = enc.parse_int(get(node, "dim", where), f"{where}.dim", 0, lo.size)
+            value = enc.parse_float(get(node, "value", where), f"{where}.value")
+            if not lo[dim] <= value <= hi[dim]:
+                raise Invalid(f"{where}: split value outside the box on dimension {dim}")
+            below_hi, above_lo = hi.copy(), lo.copy()
+            below_hi[dim], above_lo[dim] = value, value
+            children = [("below", lo, below_hi, phases), ("above", above_lo, hi, phases)]
+        else:
+            layer = enc.parse_int(get(node, "layer", where), f"{where}.layer", 0, len(widths))
+            neuron = enc.parse_int(get(node, "neuron", where), f"{where}.neuron", 0, widths[layer])
+            old = phases.get((layer, neuron), 0)
+            off = {**phases, (layer, neuron): -1 if old in (0, -1) else 2}  # 2: both, z = 0
+            on = {**phases, (layer, neuron): 1 if old in (0, 1) else 2}
+            children = [("inactive", lo, hi, off), ("active", lo, hi, on)]
+        for key, *child in children:
+            stack.append((get(node, key, where), *child, f"{where}.{key}", depth + 1, ident))
         levels[depth].append((parent, ident, lo, hi, phases, where, leaf))
     return levels
 
 
 def _leaf(node: dict, where: str, widths: list[int], assumptions: set) -> tuple:
-    rule = get(node, "rule", where, str)
+    rule = get(node, "rule", where, str, ("interval", "linear", "infeasible", "assumed"))
     if rule == "assumed":
         name = get(node, "assumption", where, str)
         if name not in assumptions:
             raise Malformed(f"{where}: unknown assumption {name!r}")
-        return ("assumed", False, name)
-    if rule not in ("interval", "linear", "infeasible"):
-        raise Malformed(f"{where}: unknown rule {rule!r}")
-    mode = node.get("intermediate", "adaptive")
-    if mode not in ("adaptive", "slopes"):
-        raise Malformed(f"{where}.intermediate: 'adaptive' or 'slopes'")
+        return (f"assumed:{name}", False, None)
+    mode = get(node, "intermediate", where, str, ("adaptive", "slopes"), "adaptive")
     rows = node.get("rows")  # a hint only: every row is tried
     if rows is not None and not (isinstance(rows, list) and all(isinstance(r, int) for r in rows)):
         raise Malformed(f"{where}.rows: a list of row indices")
@@ -436,30 +406,3 @@ def _leaf(node: dict, where: str, widths: list[int], assumptions: set) -> tuple:
             raise Invalid(f"{where}.slopes[{key}]: slopes must lie in [0, 1]")
         out[int(key)] = alpha
     return (rule, mode == "slopes", out)
-
-
-def _children(node: dict, lo, hi, phases: dict, where: str, widths: list[int]) -> list:
-    """The two children of a split node, each ``(node, lower, upper, phases, where)``."""
-    kind = node["split"]
-    if kind == "input":
-        dim = enc.parse_int(get(node, "dim", where), f"{where}.dim", 0, lo.size)
-        value = enc.parse_float(get(node, "value", where), f"{where}.value")
-        if not lo[dim] <= value <= hi[dim]:
-            raise Invalid(f"{where}: split value outside the box on dimension {dim}")
-        below_hi, above_lo = hi.copy(), lo.copy()
-        below_hi[dim], above_lo[dim] = value, value
-        return [
-            (get(node, "below", where), lo, below_hi, phases, where + ".below"),
-            (get(node, "above", where), above_lo, hi, phases, where + ".above"),
-        ]
-    if kind == "relu":
-        layer = enc.parse_int(get(node, "layer", where), f"{where}.layer", 0, len(widths))
-        neuron = enc.parse_int(get(node, "neuron", where), f"{where}.neuron", 0, widths[layer])
-        old = phases.get((layer, neuron), 0)
-        off = {**phases, (layer, neuron): -1 if old in (0, -1) else 2}  # 2: both, z = 0
-        on = {**phases, (layer, neuron): 1 if old in (0, 1) else 2}
-        return [
-            (get(node, "inactive", where), lo, hi, off, where + ".inactive"),
-            (get(node, "active", where), lo, hi, on, where + ".active"),
-        ]
-    raise Malformed(f"{where}: unknown split {kind!r}")

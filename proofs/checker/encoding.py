@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 _HEX = re.compile(r"-?0x[01]\.[0-9a-f]+p[+-][0-9]+\Z")
+_ABSENT = object()
 
 
 class Malformed(Exception):
@@ -100,13 +101,16 @@ def parse_int(value: Any, where: str, low: int = 0, high: int | None = None) -> 
     return value
 
 
-def field(obj: Any, key: str, where: str, kind: type | None = None) -> Any:
-    """``obj[key]`` with a Malformed error naming ``where`` when absent or mistyped."""
-    if not isinstance(obj, dict) or key not in obj:
+def field(obj, key: str, where: str, kind=None, allowed=(), default=_ABSENT, error=Malformed):
+    """``obj[key]`` (``default`` if given and absent): a Malformed error naming ``where`` when
+    absent or not a ``kind`` (a bool only if ``kind`` is), ``error`` if not one of ``allowed``."""
+    if not isinstance(obj, dict) or (key not in obj and default is _ABSENT):
         raise Malformed(f"{where}: missing field {key!r}")
-    value = obj[key]
-    if kind is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+    value = obj.get(key, default)
+    if kind and not (isinstance(value, kind) and isinstance(value, bool) == (kind is bool)):
         raise Malformed(f"{where}.{key}: wrong type {type(value).__name__}")
+    if allowed and value not in allowed:
+        raise error(f"{where}.{key}: {value!r:.60} is not one of {list(allowed)}")
     return value
 
 

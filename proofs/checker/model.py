@@ -8,6 +8,7 @@ single-input nodes becomes layers ``affine`` (``y = W x + b``, W dense (m, n)), 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -150,13 +151,10 @@ class _Builder:
         if rule is None:
             raise Malformed(f"{where}: op {op} is not supported by the checker")
         others = [consts.get(i) for i in node.input]
-        self.shape = rule(node, others, size, where)
-        self.name = node.output[0]
+        shape = rule(node, others, size, where)  # None: the shape is unchanged
+        self.shape, self.name = self.shape if shape is None else shape, node.output[0]
 
-    def _identity(self, node, others, size, where):
-        return self.shape
-
-    _dropout = _identity
+    _identity = _dropout = lambda self, *args: None  # nothing changes
 
     def _flatten(self, node, others, size, where):
         axis = _attrs(node).get("axis", 1)
@@ -165,8 +163,9 @@ class _Builder:
 
     def _reshape(self, node, others, size, where):
         target = [int(v) for v in np.asarray(others[1]).reshape(-1)]
-        rank = len(self.shape)
-        target = [self.shape[i] if v == 0 and i < rank else v for i, v in enumerate(target)]
+        target = [
+            self.shape[i] if v == 0 and i < len(self.shape) else v for i, v in enumerate(target)
+        ]
         if target.count(-1) == 1:
             known = math.prod(v for v in target if v != -1)
             target[target.index(-1)] = size // known if known else 0
@@ -187,8 +186,7 @@ class _Builder:
             shape.insert(a, 1)
         return tuple(shape)
 
-    def _unsqueeze(self, node, others, size, where):
-        return self._squeeze(node, others, size, where, insert=True)
+    _unsqueeze = functools.partialmethod(_squeeze, insert=True)
 
     def _broadcast(self, const: np.ndarray, where: str) -> np.ndarray:
         const = np.asarray(const, dtype=np.float64)
@@ -203,10 +201,8 @@ class _Builder:
     def _add(self, node, others, size, where, kind="add"):
         const = others[1] if others[0] is None else others[0]
         self._emit(Layer(kind, size, b=self._broadcast(const, where)))
-        return self.shape
 
-    def _mul(self, node, others, size, where):
-        return self._add(node, others, size, where, "scale")
+    _mul = functools.partialmethod(_add, kind="scale")
 
     def _sub(self, node, others, size, where):
         if others[0] is None:  # x - c
@@ -214,7 +210,6 @@ class _Builder:
         else:  # c - x
             self._emit(Layer("scale", size, b=np.full(size, -1.0)))
             self._emit(Layer("add", size, b=self._broadcast(others[0], where)))
-        return self.shape
 
     def _batchnormalization(self, node, others, size, where):
         """Inference BatchNorm as scale then add, folded in float64 (noted as trusted)."""
@@ -231,11 +226,9 @@ class _Builder:
         self._emit(Layer("scale", size, b=self._broadcast(s.reshape(per), where)))
         self._emit(Layer("add", size, b=self._broadcast(shift.reshape(per), where)))
         self.notes.append(f"{where} folded in float64: the fold's rounding is not covered")
-        return self.shape
 
     def _relu(self, node, others, size, where):
         self._emit(Layer("relu", size))
-        return self.shape
 
     def _affine(self, W: np.ndarray, b: np.ndarray | None = None) -> None:
         W = np.ascontiguousarray(W, dtype=np.float64)
@@ -244,21 +237,18 @@ class _Builder:
 
     def _matmul(self, node, others, size, where):
         W = np.asarray(others[1] if others[0] is None else others[0], dtype=np.float64)
-        if others[0] is not None:  # W @ x with x of shape (n,) or (n, 1)
-            if W.ndim != 2 or len(self.shape) not in (1, 2) or self.shape[0] != W.shape[1]:
-                raise Malformed(f"{where}: MatMul of {W.shape} by {self.shape}")
-            if len(self.shape) == 2 and self.shape[1] != 1:
-                raise Malformed(f"{where}: MatMul(W, x) needs x of shape (n,) or (n, 1)")
+        if others[0] is not None:  # W @ x with W of shape (m, n), x of shape (n,) or (n, 1)
+            if W.ndim != 2 or self.shape[1:] not in ((), (1,)) or self.shape[:1] != W.shape[1:]:
+                raise Malformed(f"{where}: MatMul(W, x) of {W.shape} by {self.shape}")
             self._affine(W)
             return (W.shape[0],) + self.shape[1:]
         return self._gemm(node, [None, W, None], size, where, {"transB": 0})  # x @ W
 
     def _gemm(self, node, others, size, where, a=None):
         a = _attrs(node) if a is None else a
-        if a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0 or a.get("transA", 0):
-            raise Malformed(f"{where}: only Gemm with alpha = beta = 1 and transA = 0")
-        if others[0] is not None:
-            raise Malformed(f"{where}: Gemm input A must be the data")
+        plain = a.get("alpha", 1.0) == a.get("beta", 1.0) == 1.0 and not a.get("transA", 0)
+        if not plain or others[0] is not None:  # input A must be the data
+            raise Malformed(f"{where}: only Gemm(x, B, C) with alpha = beta = 1 and transA = 0")
         B = np.asarray(others[1], dtype=np.float64)
         W = B if a.get("transB", 0) else B.T
         if len(self.shape) == 0 or math.prod(self.shape[:-1]) != 1:

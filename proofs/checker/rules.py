@@ -15,10 +15,6 @@ from proofs.checker import arith
 from proofs.checker.model import Network
 
 
-class Empty(Exception):
-    """The leaf's region is empty (its split constraints contradict the bounds)."""
-
-
 class NotProved(Exception):
     """A rule did not prove its leaf; the message says why."""
 
@@ -34,22 +30,19 @@ WHY = {
 def _consts(layer) -> dict:
     """Constants derived once from an affine layer's weights: ``|W|`` and ``[W+, W-, b]``."""
     if "ibp" not in layer.cache:
-        W = layer.W
-        layer.cache["absW"] = np.abs(W)
-        parts = [np.maximum(W, 0.0), np.minimum(W, 0.0), layer.b[:, None]]
-        layer.cache["ibp"] = np.concatenate(parts, axis=1)
+        W, b = layer.W, layer.b[:, None]
+        layer.cache.update(absW=np.abs(W), ibp=np.hstack([np.maximum(W, 0), np.minimum(W, 0), b]))
     return layer.cache
 
 
 def _relaxation(lower, upper, alpha):
     """The ReLU bounds used in back-substitution, over pre-activation bounds ``[l, u]``.
 
-    Soundness: for ``z`` in ``[l, u]``: ``relu(z) >= alpha z`` for any alpha in [0, 1];
-    for ``l < 0 < u``: ``relu(z) <= a z + t`` whenever ``a l + t >= 0`` and
-    ``a u + t >= u`` (relu is convex, so a line above it at both ends is above it in
-    between); ``t = max(-a l, u - a u)`` is computed rounded upwards, so the line is
-    valid whatever float ``a`` is. Neurons with ``u <= 0`` output 0, with ``l >= 0`` their
-    input. A NaN entry of ``alpha`` (or ``alpha`` None) means the adaptive choice.
+    Soundness: for ``z`` in ``[l, u]``, ``relu(z) >= alpha z`` for any alpha in [0, 1]; for
+    ``l < 0 < u``, ``relu(z) <= a z + t`` whenever ``a l + t >= 0`` and ``a u + t >= u``
+    (relu is convex: a line above it at both ends is above it in between); ``t = max(-a l,
+    u - a u)`` rounded upwards makes the line valid whatever float ``a`` is. Neurons with
+    ``u <= 0`` output 0, with ``l >= 0`` their input. NaN in ``alpha`` (or None): adaptive.
 
     Returns ``(U, live, d, d_pos, d_neg, t, at)``: the neurons unstable in some region,
     those not inactive in all, the live ones' slopes (exactly 0 or 1 where stable), the
@@ -79,21 +72,19 @@ def backsubstitute(net: Network, Lam, stop: int, bounds, relax, c=None) -> np.nd
     ``bounds`` hold one region (vectors) or a stack of regions (a leading batch axis);
     ``Lam`` is one matrix for all or one per region.
 
-    Soundness: the invariant is ``target >= Lam v_q + c`` over the leaf region, for the
-    exact (float-valued) entries of Lam and c. Through a linear layer the exact product
-    ``Lam W`` differs from the stored float product by E with
-    ``|E| <= gamma_n |Lam| |W| + n eta`` (Higham 3.5), so
-    ``Lam W v >= fl(Lam W) v - |E| |v|`` with ``|v| <= mz = max(|l|, |u|)`` from ``bounds``;
-    ``|E| mz`` is bounded by ``gamma_n |Lam| (|W| mz) + n eta sum(mz)``, whose float value
-    (two products of nonnegative terms, relative error below 2 gamma) is doubled and
-    rounded up; the slack goes into c, rounded down. Through a ReLU (:func:`_relaxation`)
-    column j of Lam is multiplied by the lower slope where ``Lam >= 0``, else by the upper
-    one, and c gains ``min(Lam, 0) t``. Stable neurons have slopes 0 or 1 and t = 0: their
-    products are exact and their columns need no slack (columns that are 0 in every region
-    are dropped, with the matching rows of the next W). Elsewhere ``|fl(Lam d) - Lam d| <=
-    gamma_1 |fl(Lam d)| + eta``, bounded by the doubled gamma_1 term plus ``4 eta (sum mz +
-    1)``. At the input, ``min over the box of Lam x + c`` is taken coordinate-wise, rounded
-    down. Each stacked region is an independent computation with the same guarantee.
+    Soundness: the invariant is ``target >= Lam v_q + c`` over the leaf region, for the exact
+    (float-valued) entries of Lam and c. Through a linear layer the exact product ``Lam W``
+    differs from the stored float product by E with ``|E| <= gamma_n |Lam| |W| + n eta``
+    (Higham 3.5), so ``Lam W v >= fl(Lam W) v - |E| |v|`` with ``|v| <= mz = max(|l|, |u|)``;
+    ``|E| mz <= gamma_n |Lam| (|W| mz) + n eta sum(mz)``, whose float value (two products of
+    nonnegative terms, relative error below 2 gamma) is doubled and rounded up; the slack
+    goes into c, rounded down. Through a ReLU (:func:`_relaxation`) column j of Lam is
+    multiplied by the lower slope where ``Lam >= 0``, else by the upper one, and c gains
+    ``min(Lam, 0) t``. Stable neurons have slopes 0 or 1 and t = 0: exact products, no slack
+    (columns 0 in every region are dropped, with the matching rows of the next W). Elsewhere
+    ``|fl(Lam d) - Lam d| <= gamma_1 |fl(Lam d)| + eta``, bounded by the doubled gamma_1 term
+    plus ``4 eta (sum mz + 1)``. At the input, ``min over the box of Lam x + c`` is taken
+    coordinate-wise, rounded down. Stacked regions are independent, with the same guarantee.
     """
     batch = bounds[0][0].shape[:-1]
     Lam = np.broadcast_to(Lam, batch + Lam.shape[-2:])
@@ -154,21 +145,6 @@ def backsubstitute(net: Network, Lam, stop: int, bounds, relax, c=None) -> np.nd
     return result
 
 
-def _clamps(net: Network, phases, batch: tuple) -> dict:
-    """Per ReLU ordinal, masks of the split constraints ``z <= 0`` and ``z >= 0``."""
-    items = [phases] if isinstance(phases, dict) else phases
-    masks: dict[int, np.ndarray] = {}
-    for i, item in enumerate(items):
-        for (k, j), phase in item.items():
-            shape = (2, len(items), net.layers[net.relu_layers[k]].size)
-            mask = masks.setdefault(k, np.zeros(shape, bool))
-            mask[:, i, j] |= (phase in (-1, 2), phase in (1, 2))  # 2: both, z = 0
-    return {
-        k: (m[0].reshape(batch + m.shape[2:]), m[1].reshape(batch + m.shape[2:]))
-        for k, m in masks.items()
-    }
-
-
 def region_bounds(net: Network, lower, upper, phases, slopes, linear, inherited=None):
     """Bounds of every value over a region (or a stack): ``(bounds, relax, empty)``.
 
@@ -179,10 +155,15 @@ def region_bounds(net: Network, lower, upper, phases, slopes, linear, inherited=
     or a list for a stack). When every region is shown empty the lists stop there.
     """
     lower, upper = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
-    clamps = _clamps(net, phases, lower.shape[:-1])
-    bounds, relax = [(lower, upper)], {}
+    items = [phases] if isinstance(phases, dict) else phases
+    clamps: dict = {}  # ReLU ordinal -> masks (2, regions, m) of the constraints z <= 0, z >= 0
+    for i, item in enumerate(items):
+        for (k, j), phase in item.items():
+            shape = (2, len(items), net.layers[net.relu_layers[k]].size)
+            mask = clamps.setdefault(k, np.zeros(shape, bool))
+            mask[:, i, j] |= (phase in (-1, 2), phase in (1, 2))  # 2: both, z = 0
+    bounds, relax, ordinal = [(lower, upper)], {}, 0
     empty = np.zeros(lower.shape[:-1], bool)
-    ordinal = 0
     for p, layer in enumerate(net.layers):
         lo, hi = bounds[-1]
         if layer.kind == "relu":
@@ -203,7 +184,7 @@ def region_bounds(net: Network, lower, upper, phases, slopes, linear, inherited=
                 m = lo.shape[-1]  # bounds are never used (output 0), so no back-substitution
                 rows = (hi > 0).reshape(-1, m).any(axis=0)
                 if ordinal in clamps:
-                    rows |= (clamps[ordinal][0] | clamps[ordinal][1]).reshape(-1, m).any(axis=0)
+                    rows |= clamps[ordinal].reshape(-1, m).any(axis=0)
                 rows = np.flatnonzero(rows)
                 if rows.size:  # +-e_j through this layer first, exactly when it is affine
                     Lam, c, stop = np.concatenate([np.eye(m)[rows], -np.eye(m)[rows]]), None, p + 1
@@ -215,34 +196,14 @@ def region_bounds(net: Network, lower, upper, phases, slopes, linear, inherited=
                     lo[..., rows] = np.maximum(lo[..., rows], both[..., : rows.size])
                     hi[..., rows] = np.minimum(hi[..., rows], -both[..., rows.size :])
             if ordinal in clamps:
-                hi = np.where(clamps[ordinal][0], np.minimum(hi, 0.0), hi)
-                lo = np.where(clamps[ordinal][1], np.maximum(lo, 0.0), lo)
+                off, on = clamps[ordinal].reshape((2,) + lo.shape)
+                hi = np.where(off, np.minimum(hi, 0.0), hi)
+                lo = np.where(on, np.maximum(lo, 0.0), lo)
             empty = empty | np.any(lo > hi, axis=-1)
             if np.all(empty):
                 return bounds, relax, empty
         bounds.append((lo, hi))
     return bounds, relax, empty
-
-
-def rows_proved_interval(bounds, C: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """Which rows of ``C y <= d`` are unreachable by the output box alone."""
-    lo, hi = bounds[-1]
-    A = np.concatenate([np.maximum(C, 0.0), np.minimum(C, 0.0)], axis=1)
-    low = arith.matvec_lower(A, np.concatenate([lo, hi], axis=-1))
-    return np.isfinite(low) & (low > d)
-
-
-def layer_bounds(net: Network, lower, upper, phases: dict, slopes, linear: bool, inherited=None):
-    """:func:`region_bounds` of one region; raises :class:`Empty` when it is shown empty."""
-    bounds, relax, empty = region_bounds(net, lower, upper, phases, slopes, linear, inherited)
-    if np.any(empty):
-        raise Empty("empty pre-activation interval")
-    return bounds, relax
-
-
-def _final_relax(net: Network, bounds, slopes: dict) -> dict:
-    """The ReLU relaxations of ``bounds`` with the given slopes."""
-    return {p: _relaxation(*bounds[p], slopes.get(k)) for k, p in enumerate(net.relu_layers)}
 
 
 def _stack(net: Network, items: list, slopes: bool) -> dict | None:
@@ -302,10 +263,13 @@ def check_group(net: Network, stack: tuple, rule: str, everywhere: bool, polytop
             todo = todo[~done[todo]]
             continue
         finals = [relax]
-        if given is not None and inner is None:
-            finals.append(_final_relax(net, bounds, {k: v[todo] for k, v in given.items()}))
-        for index, (C, d) in enumerate(polytopes):
-            shown[todo, index] |= rows_proved_interval(bounds, C, d).any(axis=-1)
+        if given is not None and inner is None:  # the given final slopes
+            pairs = enumerate(net.relu_layers)
+            finals.append({p: _relaxation(*bounds[p], given[k][todo]) for k, p in pairs})
+        box = np.concatenate(bounds[-1], axis=-1)
+        for index, (C, d) in enumerate(polytopes):  # rows the output box alone excludes
+            low = arith.matvec_lower(np.hstack([np.maximum(C, 0.0), np.minimum(C, 0.0)]), box)
+            shown[todo, index] |= (np.isfinite(low) & (low > d)).any(axis=-1)
             for final in finals if rule == "linear" else []:
                 if not (shown[todo, index] | done[todo]).all():
                     gap = backsubstitute(net, C, len(net.layers), bounds, final) - d
@@ -320,23 +284,23 @@ def check_group(net: Network, stack: tuple, rule: str, everywhere: bool, polytop
     return out
 
 
-def chunk_size(net: Network) -> int:
-    """How many regions to stack at once (work arrays of a few megabytes)."""
-    wide = max([net.input_size] + [layer.size for layer in net.layers])
-    return max(1, 1_000_000 // (2 * wide * wide))
-
-
 def exact_output(net: Network, x: np.ndarray) -> list[Fraction]:
-    """The exact real-arithmetic output at the float input ``x``, as Fractions."""
-    ints, e = arith.exact_forward(net.layers, x)
-    scale = Fraction(2) ** e
-    return [Fraction(int(i)) * scale for i in ints]
-
-
-def in_rows(y: list[Fraction], rows) -> bool:
-    """Whether ``y`` satisfies every row ``(c, d, strict)`` exactly."""
-    for c, d, strict in rows:
-        value = sum((ci * yi for ci, yi in zip(c, y, strict=False) if ci), Fraction(0))
-        if value > d or (strict and value == d):
-            return False
-    return True
+    """The exact real-arithmetic output at the float input ``x``, as Fractions (computed
+    with dyadic numbers: Python integers over one exponent, see :func:`arith.to_dyadic`)."""
+    v, e = arith.to_dyadic(np.asarray(x, dtype=np.float64).reshape(-1))
+    for layer in net.layers:
+        if layer.kind == "relu":
+            v = np.array([i if i > 0 else 0 for i in v], dtype=object)
+            continue
+        if "exact" not in layer.cache:
+            W = arith.to_dyadic(layer.W) if layer.kind == "affine" else None
+            layer.cache["exact"] = (W, arith.to_dyadic(layer.b))
+        W, (b, eb) = layer.cache["exact"]
+        if layer.kind == "scale":
+            v, e = v * b, e + eb
+            continue
+        if layer.kind == "affine":
+            v, e = W[0].dot(v), W[1] + e
+        low = min(e, eb)  # add b
+        v, e = v * (1 << (e - low)) + b * (1 << (eb - low)), low
+    return [Fraction(int(i)) * Fraction(2) ** e for i in v]

@@ -141,9 +141,7 @@ def parse_vnnlib(text: str, n_inputs: int, n_outputs: int, as_float: bool = Fals
 
 
 def _disjunct(atoms: list[tuple], n_inputs: int, n_outputs: int) -> tuple:
-    lower: list = [None] * n_inputs
-    upper: list = [None] * n_inputs
-    rows = []
+    lower, upper, rows = [None] * n_inputs, [None] * n_inputs, []
     for coeffs, bound, strict in atoms:
         kinds = {_VAR.match(k).group(1) for k in coeffs}
         if kinds == {"X"}:

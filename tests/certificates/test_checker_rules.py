@@ -81,9 +81,8 @@ def test_bounds_contain_onnxruntime_outputs(seed, style):
         keep &= first[:, j] * phase >= 0
     C = rng.normal(size=(3, sizes[-1]))
     for linear in (False, True):
-        try:
-            bounds, relax = rules.layer_bounds(net, lower, upper, phases, None, linear)
-        except rules.Empty:
+        bounds, relax, empty = rules.region_bounds(net, lower, upper, phases, None, linear)
+        if empty.any():
             assert not keep.any()
             continue
         lo, hi = bounds[-1]
@@ -103,8 +102,7 @@ def test_linear_bound_with_given_slopes_is_sound_by_sampling():
     ys = np.array([net.evaluate(x) for x in xs])
     for _ in range(10):
         slopes = {k: rng.random(8) for k in range(2)}
-        bounds, _ = rules.layer_bounds(net, lower, upper, {}, slopes, True)
-        relax = rules._final_relax(net, bounds, slopes)
+        bounds, relax, _ = rules.region_bounds(net, lower, upper, {}, slopes, True)
         C = rng.normal(size=(4, 2))
         low = rules.backsubstitute(net, C, len(net.layers), bounds, relax)
         assert np.all(ys @ C.T >= low[None, :] - 1e-12)
