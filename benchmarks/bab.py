@@ -31,6 +31,7 @@ from prover.engine.bab import BabConfig, branch_and_bound
 from prover.engine.verify import make_confirm
 from prover.options import Options
 from prover.result import Verdict
+from prover.runtime import tune_allocator
 
 BENCH = Path("/work/shared/benchmarks")
 ANSWER = {Verdict.HOLDS: "unsat", Verdict.VIOLATED: "sat", Verdict.UNKNOWN: "-"}
@@ -104,6 +105,7 @@ def main() -> None:
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    tune_allocator()
     if args.threads:
         torch.set_num_threads(args.threads)
     folder = BENCH / "vnncomp" / args.suite

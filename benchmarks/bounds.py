@@ -28,6 +28,7 @@ import torch
 from domains import get_domain
 from importers import load_model
 from importers.vnnlib import VNNLib
+from prover.runtime import tune_allocator
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "vnncomp"
 
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
+    tune_allocator()
     if args.threads:
         torch.set_num_threads(args.threads)
     notes = []

@@ -24,6 +24,7 @@ import torch
 
 from domains.linear.api import linear_bounds
 from importers import load_model
+from prover.runtime import tune_allocator
 
 ROOT = Path("/work/shared/benchmarks/vnncomp/acasxu")
 
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--alpha-steps", type=int, default=20)
     args = parser.parse_args()
+    tune_allocator()
     torch.set_num_threads(args.threads)
     graph = load_model(ROOT / "onnx" / "ACASXU_run2a_1_1_batch_2000.onnx")
     lower, upper = _box(ROOT / "vnnlib" / "prop_1.vnnlib")

@@ -352,6 +352,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if args.command in ("prove", "bounds", "vnncomp"):
+        from prover.runtime import tune_allocator
+
+        tune_allocator()
     if args.threads > 0 and args.command in ("prove", "bounds", "vnncomp"):
         import torch
 

@@ -7,4 +7,7 @@ run time predictable; it changes no result.
 
 import torch
 
+from prover.runtime import tune_allocator
+
 torch.set_num_threads(1)
+tune_allocator()  # the same allocator settings as the ``prover`` command

@@ -53,6 +53,7 @@ from prover.engine.branching import (
     lookahead_scores,
     relu_scores,
 )
+from prover.engine.falsify import box_points
 from prover.engine.frontier import (
     LAST,
     Leaves,
@@ -128,6 +129,7 @@ class _Search:
         self.cost: dict[bool, float] = {}  # seconds per bounded leaf, plain / alpha
         self.replays = 0
         self.promise: torch.Tensor | None = None
+        self.generator = torch.Generator().manual_seed(options.seed)
         self.started = time.monotonic()
         self.last_log = self.started
 
@@ -252,6 +254,8 @@ class _Search:
         score = violation(y.to(torch.float64), self.rows)
         self.promise = score.reshape(-1, k).min(dim=1).values  # per leaf, for the order
         found = self._replay(flat, score)
+        if found is None and self.config.samples > 0:
+            found = self._sample(leaves)
         if found is not None or self.config.descent_steps <= 0:
             return found
         count = min(self.config.descent_points, score.shape[0])
@@ -268,6 +272,20 @@ class _Search:
         with torch.no_grad():
             y = semantics.run(self.graph, moved.reshape(-1, *self.shape))
         return self._replay(moved, violation(y.to(torch.float64), self.rows))
+
+    def _sample(self, leaves: Leaves) -> np.ndarray | None:
+        """Random points (:func:`falsify.box_points`, ``config.samples`` in all) in the
+        most promising leaves (those whose candidates came nearest to an unsafe
+        polytope). A violation with a tiny basin, which gradient steps from other points
+        miss, becomes likely to be hit once the leaves around it are small."""
+        count = min(len(leaves), self.config.sample_leaves)
+        best = torch.topk(-self.promise, count).indices
+        lo, hi = leaves["lower"][best], leaves["upper"][best]
+        per = max(1, self.config.samples // count)
+        points = box_points(lo, hi, per, self.generator).reshape(-1, lo.shape[1])
+        with torch.no_grad():
+            y = semantics.run(self.graph, points.reshape(-1, *self.shape))
+        return self._replay(points, violation(y.to(torch.float64), self.rows))
 
     def _replay(self, points: torch.Tensor, score: torch.Tensor) -> np.ndarray | None:
         """Replay the points whose outputs lie in an unsafe polytope (score <= 0)."""

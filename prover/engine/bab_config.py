@@ -26,6 +26,9 @@ class BabConfig:
         checks_per_round: at most this many candidate replays per round.
         descent_points: candidates refined by gradient descent per round.
         descent_steps: gradient steps of that refinement (0: none).
+        samples: uniform random points per round in the ``sample_leaves`` most
+            promising open leaves (0: none; seeded by ``Options.seed``).
+        sample_leaves: how many leaves share those points.
         heuristic: input-split scores, see :func:`branching.input_scores`.
         starve: split a dimension once it is this many times wider than the one the
             scores pick (0: never); see :func:`branching.input_scores`.
@@ -56,6 +59,8 @@ class BabConfig:
     checks_per_round: int = 8
     descent_points: int = 32
     descent_steps: int = 8
+    samples: int = 8192
+    sample_leaves: int = 256
     reuse_intermediate: bool = True
     heuristic: str = "sum"
     multi_split: int = 1

@@ -35,6 +35,25 @@ def _margins(y: torch.Tensor, polytopes: tuple[Polytope, ...]) -> torch.Tensor:
     return torch.stack(columns, dim=1)
 
 
+def box_points(
+    lower: torch.Tensor, upper: torch.Tensor, count: int, generator: torch.Generator
+) -> torch.Tensor:
+    """``(B, count, n)`` random points of each box ``[lower[b], upper[b]]`` (``(B, n)``).
+
+    Half are uniform; in the other half each coordinate is, with probability 1/4, put
+    on one of its box's two faces (chosen evenly). Violations of ACAS Xu-like networks
+    often hide in thin slabs along a face of the region (e.g. ACAS Xu 1_9 with property
+    7: within 0.5% of the lower bound of the first input), which uniform sampling hits
+    about once in a million points and face sampling about once in ten thousand.
+    """
+    shape = (lower.shape[0], count, lower.shape[1])
+    u = torch.rand(shape, generator=generator, dtype=lower.dtype)
+    face = torch.rand(shape, generator=generator, dtype=lower.dtype)
+    snap = (face < 0.25) & (torch.arange(count).reshape(1, -1, 1) % 2 == 1)
+    u = torch.where(snap, (face < 0.125).to(u.dtype), u)
+    return lower.unsqueeze(1) + (upper - lower).unsqueeze(1) * u
+
+
 def search(
     graph: Graph,
     box: Box,
@@ -82,8 +101,8 @@ def search(
         return None
 
     if samples > 0:
-        shape = (samples,) + tuple(box.shape)
-        points = lower + width * torch.rand(shape, generator=generator, dtype=torch.float64)
+        flat = box_points(lower.reshape(1, -1), upper.reshape(1, -1), samples, generator)
+        points = flat.reshape((samples,) + tuple(box.shape))
         points = torch.cat([points, (lower + upper) / 2, lower, upper])
         found = try_points(points)
         if found is not None:

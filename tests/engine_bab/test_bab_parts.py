@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from prover.engine.branching import choose_relu, input_scores, relu_scores
+from prover.engine.falsify import box_points
 from prover.engine.leaves import LeafBounds, Rows, candidates, close_mask, row_weights
 from prover.engine.proof import Closed, InputSplit, ReluSplit, count_leaves
 from prover.engine.record import SearchRecord
@@ -151,3 +152,17 @@ def test_row_weights_pick_each_open_polytopes_best_row():
     lower = torch.tensor([[-1.0, -0.5, 1.0], [-2.0, float("nan"), -3.0]], dtype=torch.float64)
     w = row_weights(lower, rows)
     assert w.tolist() == [[0.0, 1.0, 0.0], [1.0, 0.0, 1.0]]  # polytope 2 excluded on leaf 0
+
+
+def test_box_points_stay_inside_and_half_of_them_visit_faces():
+    lo = torch.tensor([[0.0, -2.0, 5.0]], dtype=torch.float64)
+    hi = torch.tensor([[1.0, 2.0, 5.5]], dtype=torch.float64)
+    pts = box_points(lo, hi, 4000, torch.Generator().manual_seed(3))
+    assert pts.shape == (1, 4000, 3)
+    assert bool((pts >= lo.unsqueeze(1)).all()) and bool((pts <= hi.unsqueeze(1)).all())
+    on_face = (pts == lo.unsqueeze(1)) | (pts == hi.unsqueeze(1))
+    assert not bool(on_face[0, 0::2].any())  # the uniform half never lands exactly on a face
+    share = float(on_face[0, 1::2].double().mean())
+    assert 0.2 < share < 0.3  # each coordinate of the other half: a face w.p. 1/4
+    again = box_points(lo, hi, 4000, torch.Generator().manual_seed(3))
+    assert torch.equal(pts, again)
