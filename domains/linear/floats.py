@@ -49,31 +49,50 @@ def graph_gamma(sizes: list[int], n_nodes: int) -> float:
     return gamma(2 * max(sizes, default=1) + 4 * n_nodes + 64)
 
 
+#: :func:`down` / :func:`up` move ``x`` by ``(|x| + TINY) * 2**-52``, at least
+#: ``ETA = TINY * 2**-52`` (a normal float): that covers underflow and keeps every widened
+#: value, and every intermediate product, normal (see :func:`down`)
+TINY = 2.0**-900
+ETA = TINY * 2.0**-52
+
+
 def inflate(err: torch.Tensor, g: float) -> torch.Tensor:
     """Return a float upper bound of the exact value of a computed non-negative error sum.
 
     Soundness: ``err`` was computed as a sum/product of at most N non-negative float terms,
     so ``exact <= fl * (1 + gamma_N) / (1 - gamma_N) <= fl * (1 + 3 gamma_N)`` for
-    ``gamma_N < 1/4``; multiplying by ``1 + 4 gamma_N`` (itself rounded) and stepping one
-    ulp up covers the last rounding too.
+    ``gamma_N < 1/4``; multiplying by ``1 + 4 gamma_N`` (itself rounded) and :func:`up`
+    cover the last rounding too, and ``up`` adds :data:`ETA`, which covers underflow.
     """
-    up = torch.tensor(float("inf"), dtype=err.dtype, device=err.device)
-    return torch.nextafter(err * (1.0 + 4.0 * g), up)
+    return up(err * (1.0 + 4.0 * g))
 
 
 def down(x: torch.Tensor) -> torch.Tensor:
-    """The next float below ``x``: below the exact result of the operation that made ``x``.
+    """A float at or below the next float under ``x``: below the exact result of the
+    operation that made ``x``, computed as ``x - (|x| + TINY) * 2**-52``.
 
     Soundness: for round-to-nearest, the exact result of one operation lies within half an
-    ulp of its rounded value ``x``; the neighbouring float below ``x`` is at least that far.
-    Infinities and NaN stay as they are.
+    ulp of its rounded value ``x``, so at or above ``pred(x)``, the float below ``x``. The
+    subtracted ``d = fl(fl(|x| + TINY) * 2**-52)`` is at least ``x - pred(x)``: the sum
+    rounds to at least ``|x|`` (round to nearest is monotone) and at least ``TINY``, so the
+    product by a power of two is exact (no underflow) and at least ``2**-52 |x|``, which
+    bounds the gap below a normal ``x``, and at least ``ETA > 2**-1074``, the gap below a
+    subnormal one. So ``x - d <= pred(x)`` exactly, and since ``pred(x)`` is a float and
+    rounding monotone, ``fl(x - d) <= pred(x)``. Infinities and NaN stay as they are.
+
+    Underflow: a product may lose up to ``2**-1075`` absolutely, which the relative
+    (Higham) bounds do not cover; a bound is computed with far fewer than ``2**70``
+    operations, so their total is below ``ETA``, which every final bound subtracts at
+    least once (through :func:`inflate` or ``down``). ``ETA`` also keeps results away from
+    subnormal numbers, whose arithmetic is many times slower on CPUs (``down(0)`` is
+    ``-ETA``, not ``-2**-1074``).
     """
-    return torch.nextafter(x, torch.full_like(x, float("-inf")))
+    return torch.where(torch.isinf(x), x, x - (x.abs() + TINY) * 2.0**-52)
 
 
 def up(x: torch.Tensor) -> torch.Tensor:
-    """The next float above ``x`` (see :func:`down`)."""
-    return torch.nextafter(x, torch.full_like(x, float("inf")))
+    """A float at or above the next float over ``x`` (see :func:`down`)."""
+    return torch.where(torch.isinf(x), x, x + (x.abs() + TINY) * 2.0**-52)
 
 
 def rowdot(coeffs: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:

@@ -12,8 +12,9 @@ A proof of "no unsafe polytope is reachable from the box" is a tree:
   - ``"interval"``: interval propagation over the leaf (box + split constraints) shows
     every unsafe polytope has a row whose lower bound exceeds its ``d``. Evidence: none.
   - ``"linear"``: linear (CROWN-style) bounds with the ReLU lower slopes in
-    ``evidence["slopes"]`` (``{relu input name: list of slopes in [0, 1]}``); evidence
-    ``evidence["rows"]`` lists, per unsafe polytope, the row index proved infeasible.
+    ``evidence["slopes"]`` (``{relu input name: 1-D tensor or list of slopes in [0, 1]}``);
+    evidence ``evidence["rows"]`` lists, per unsafe polytope, the row index proved
+    infeasible.
   - ``"infeasible"``: the split constraints on the path contradict each other (the
     leaf's region is empty), shown by interval or linear bounds.
 
