@@ -20,7 +20,10 @@ with one bounder call (CROWN from ``domains.linear`` when available), and then:
 4. splits the rest: on an input dimension (inputs of at most ``config.input_dims``
    values, e.g. ACAS Xu; scores in :mod:`prover.engine.branching`), or on an unstable
    ReLU (larger inputs, e.g. MNIST; the phases travel to the bounder as ``splits``).
-   A leaf whose ReLUs are all fixed or stable falls back to input splitting. Children
+   A leaf whose ReLUs are all fixed or stable is decided by LPs
+   (:mod:`prover.engine.lp_leaf`, ``config.lp_leaves``): closed by a rigorous bound with
+   the LP's multipliers, or its LP point replayed; else it falls back to input
+   splitting. Children
    inherit the parent's pre-activation bounds, which the bounder intersects with its own.
 
 HOLDS is returned only when every leaf was closed by a finite sound bound; the proof tree
@@ -32,6 +35,8 @@ deterministic: no random choices, ties broken by the lowest index, fixed leaf or
 Evidence of a "linear" leaf: ``{"rows": [row per polytope], "slopes": {...}}``; the
 ReLU lower slopes the bounder used (adaptive CROWN or optimised alpha-CROWN) are always
 recorded, so the certificate checker replays exactly the relaxation that closed the leaf.
+LP leaves add ``"betas"`` (multipliers of the split constraints), which the certificate
+lists as an assumption.
 """
 
 from __future__ import annotations
@@ -73,6 +78,7 @@ from prover.engine.leaves import (
     row_weights,
 )
 from prover.engine.local_search import descend, violation
+from prover.engine.lp_leaf import decide_leaves
 from prover.engine.proof import Closed
 from prover.engine.record import SearchRecord
 from prover.ir.graph import Graph
@@ -303,10 +309,14 @@ class _Search:
                 return x
         return None
 
-    def _split(self, leaves: Leaves, bounds: LeafBounds, excluded: torch.Tensor) -> None:
-        """Split every leaf of ``leaves`` (all open) and push the children."""
+    def _split(
+        self, leaves: Leaves, bounds: LeafBounds, excluded: torch.Tensor
+    ) -> np.ndarray | None:
+        """Split every leaf of ``leaves`` (all open) and push the children; leaves with
+        nothing left to split are first decided by LPs (``config.lp_leaves``), which
+        may return a replayed counterexample."""
         if not len(leaves):
-            return
+            return None
         deep = leaves["depth"] >= self.config.max_depth
         inherited = self._inherited(bounds)
         if self.promise is not None and self.promise.shape[0] == len(leaves):
@@ -321,6 +331,12 @@ class _Search:
                 row_weights(bounds.lower, self.rows),
             )
             layer, neuron, has = choose_relu(scores, self.sizes)
+            if self.config.lp_leaves and bool((~has).any()):
+                done, found = self._lp_leaves(leaves, bounds, ~has)
+                if found is not None:
+                    return found
+                todo &= ~done
+                deep &= ~done
             relu = has & todo
             self._push_relu(
                 leaves.take(relu), layer[relu], neuron[relu], take_rows(inherited, relu)
@@ -351,6 +367,36 @@ class _Search:
                 self._push_input(sub.take(ok), scores[ok], take_rows(sub_inherited, ok))
             self.stuck += int((~ok).sum())
         self.stuck += int(deep.sum())
+        return None
+
+    def _lp_leaves(self, leaves: Leaves, bounds: LeafBounds, mask: torch.Tensor):
+        """Decide the leaves of ``mask`` (every ReLU fixed or stable) by LPs
+        (:mod:`prover.engine.lp_leaf`); returns (closed mask, replayed counterexample)."""
+        done = torch.zeros(len(leaves), dtype=torch.bool)
+        index = torch.nonzero(mask).flatten()
+        sub = leaves.take(mask)
+        decision = decide_leaves(
+            self.graph,
+            sub["lower"],
+            sub["upper"],
+            sub.splits(self.relus),
+            self.rows,
+            {k: (lo[mask], up[mask]) for k, (lo, up) in (bounds.intermediate or {}).items()},
+            deadline=self.deadline,
+        )
+        if decision is None:
+            return done, None
+        self.stats["lps"] = self.stats.get("lps", 0) + decision.lps
+        for j, leaf in enumerate(decision.closed):
+            if leaf is not None:
+                self.record.close(int(sub["ids"][j]), leaf)
+                done[index[j]] = True
+        self.stats["leaves"] += int(done.sum())
+        if len(decision.points):
+            with torch.no_grad():
+                y = semantics.run(self.graph, decision.points.reshape(-1, *self.shape))
+            return done, self._replay(decision.points, violation(y.to(torch.float64), self.rows))
+        return done, None
 
     def _push_probed(self, leaves, ok, scores, probe: LeafBounds, cand) -> None:
         """Bisect on the best probed dimension; the probe's bounds of the two halves are
@@ -470,8 +516,7 @@ class _Search:
         found = self._falsify(leaves, bounds)
         if found is not None:
             return found
-        self._split(leaves, bounds, excluded)
-        return None
+        return self._split(leaves, bounds, excluded)
 
     def run(self) -> BabOutcome:
         while len(self.open):

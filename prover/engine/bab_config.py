@@ -48,6 +48,8 @@ class BabConfig:
         relu_heuristic: ReLU-split scores, "babsr" (the split's estimated effect on the
             open rows' bounds, from the back-substitution coefficients) or "intercept"
             (the relaxation's looseness alone); see :func:`branching.relu_scores`.
+        lp_leaves: in ReLU mode, decide leaves whose ReLUs are all fixed or stable by
+            LPs (HiGHS) before falling back to input splitting (:mod:`prover.engine.lp_leaf`).
         log_every: seconds between progress messages (INFO).
         bounder: the bounding method; None picks the best available domain.
     """
@@ -70,6 +72,7 @@ class BabConfig:
     lookahead_score: str = "sum"
     warm_slopes: bool = True
     relu_heuristic: str = "babsr"
+    lp_leaves: bool = True
     log_every: float = 5.0
     bounder: Bounder | None = None
 
