@@ -297,19 +297,7 @@ def certify_result(
     from prover.api import normalise
 
     path = os.fspath(options.certificate)
-    if isinstance(model, (str, os.PathLike)):
-        model_source: str | bytes = os.fspath(model)
-    elif isinstance(model, (bytes, bytearray)):
-        model_source = bytes(model)
-    elif graph.origin is not None and graph.origin.onnx_bytes is not None:
-        model_source = graph.origin.onnx_bytes
-    else:
-        raise CertificateError("no ONNX form of the model to bind the certificate to")
-    if isinstance(model_source, bytes):  # the checker reads a file: keep one beside it
-        side = path + ".model.onnx"
-        with open(side, "wb") as handle:
-            handle.write(model_source)
-        model_source = side
+    model_source = _model_source(model, graph, path)
     spec = getattr(prop, "source", None)
     spec_path = spec if isinstance(spec, str) and os.path.isfile(spec) else None
     write_certificate(
@@ -326,4 +314,171 @@ def certify_result(
     if not getattr(options, "check", True):
         return path, False, {}
     report = check_certificate(path, model=model_source, spec=spec_path)
+    return path, report.valid, dataclasses.asdict(report)
+
+
+def _model_source(model: object, graph: Graph, path: str) -> str:
+    """The model file to bind to: ``model`` itself, else its ONNX bytes written beside
+    the certificate (``PATH.model.onnx``: the checker reads a file)."""
+    if isinstance(model, (str, os.PathLike)):
+        return os.fspath(model)
+    if isinstance(model, (bytes, bytearray)):
+        data = bytes(model)
+    elif graph.origin is not None and graph.origin.onnx_bytes is not None:
+        data = graph.origin.onnx_bytes
+    else:
+        raise CertificateError("no ONNX form of the model to bind the certificate to")
+    side = path + ".model.onnx"
+    with open(side, "wb") as handle:
+        handle.write(data)
+    return side
+
+
+#: What decided a whole-model HOLDS, per property (FORMAT.md section 11), for the report.
+WHOLE_MODEL_ENGINES = {
+    "valid-probabilities": "softmax identity (symbolic) or output/sum bounds",
+    "finite": "interval bounds of every value within float32 limits",
+    "lipschitz": "Jacobian interval bounds",
+    "monotonic": "Jacobian interval bounds",
+}
+
+
+def whole_model_property(prop: object) -> tuple[str, dict]:
+    """The name and exact parameters of a whole-model property (FORMAT.md section 11).
+
+    Raises:
+        CertificateError: for a property the format does not name.
+    """
+    from prover.properties import Finite, Lipschitz, Monotonic, ValidProbabilities
+
+    if isinstance(prop, ValidProbabilities):
+        return "valid-probabilities", {"sum_tolerance": float.hex(float(prop.sum_tolerance))}
+    if isinstance(prop, Finite):
+        return "finite", {}
+    if isinstance(prop, Lipschitz):
+        return "lipschitz", {"bound": float.hex(float(prop.bound)), "norm": str(prop.norm)}
+    if isinstance(prop, Monotonic):
+        return "monotonic", {
+            "input": int(prop.input),
+            "output": int(prop.output),
+            "increasing": bool(prop.increasing),
+        }
+    raise CertificateError(f"no certificate format for the property {type(prop).__name__}")
+
+
+def write_whole_model_certificate(
+    path: str | os.PathLike,
+    *,
+    model_path: str | os.PathLike,
+    prop: object,
+    region: Any,
+    result: Any,
+    options: object = None,
+) -> str:
+    """Write a whole-model certificate (FORMAT.md section 11) and return its path.
+
+    The claim rests on an ``engine`` assumption (this prover's decision, which the checker
+    does not re-derive); the document binds the model file, the property, the region and,
+    for VIOLATED, the witness points, and the assumption names their hash.
+
+    Args:
+        path: where to write the JSON document.
+        model_path: the ONNX model file the result is about.
+        prop: the whole-model property (``prover.properties``).
+        region: the region as a Box of the model's input shape, or None (all inputs).
+        result: the decided Result (HOLDS or VIOLATED).
+        options: the run's options (recorded, not relied on).
+
+    Raises:
+        CertificateError: an undecided result, an unnamed property, or non-finite numbers.
+    """
+    claim = str(getattr(result.verdict, "value", result.verdict)).lower()
+    if claim not in ("holds", "violated"):
+        raise CertificateError(f"claim must be 'holds' or 'violated', not {claim!r}")
+    model_path = os.path.abspath(os.fspath(model_path))
+    with open(model_path, "rb") as handle:
+        digest = hashlib.sha256(handle.read()).hexdigest()
+    name, parameters = whole_model_property(prop)
+    box = None
+    if region is not None:
+        lower, upper = (
+            np.asarray(v, dtype=np.float64).reshape(-1) for v in (region.lower, region.upper)
+        )
+        box = {"lower": _finite_hex(lower, "region"), "upper": _finite_hex(upper, "region")}
+    prop_doc = {"name": name, "parameters": parameters, "region": box}
+    cex = None
+    if claim == "violated":
+        pair = result.stats.get("pair")
+        points = list(pair) if pair is not None else [result.counterexample]
+        if any(p is None for p in points):
+            raise CertificateError("a 'violated' certificate needs the counterexample")
+        cex = {"inputs": [_finite_hex(p, "counterexample") for p in points]}
+    statement = {
+        "claim": claim,
+        "model_sha256": digest,
+        "property": prop_doc,
+        "counterexample": cex,
+    }
+    method = result.method or "unspecified"
+    engine = (
+        WHOLE_MODEL_ENGINES[name]
+        if claim == "holds"
+        else "a witness replayed on ONNX Runtime (float32) and confirmed in float64"
+    )
+    assumption = {
+        "kind": "engine",
+        "name": f"external:{TOOL}/{method}",
+        "statement": f"{engine} ({method}) by {TOOL} {_version()}, not re-derived by the "
+        f"checker: {result.reason}; arithmetic: {result.soundness}",
+        "statement_sha256": hashlib.sha256(canonical_json(statement)).hexdigest(),
+    }
+    evidence: dict[str, Any] = {"rule": "assumed", "assumption": assumption["name"]}
+    if cex is not None:
+        evidence["counterexample"] = cex
+    doc = {
+        "format": FORMAT,
+        "version": VERSION,
+        "subject": "whole-model",
+        "claim": claim,
+        "semantics": "external",
+        "model": {"path": model_path, "sha256": digest},
+        "property": prop_doc,
+        "evidence": evidence,
+        "assumptions": [assumption],
+        "tool": {"name": TOOL, "version": _version(), "options": _jsonable(options)},
+    }
+    out = os.fspath(path)
+    with open(out, "w", encoding="utf-8") as handle:
+        json.dump(doc, handle, separators=(",", ":"))
+    return out
+
+
+def _finite_hex(values: object, what: str) -> list[str]:
+    array = np.asarray(values, dtype=np.float64).reshape(-1)
+    if not np.isfinite(array).all():
+        raise CertificateError(f"the {what} is not finite: no exact certificate numbers")
+    return hex_list(array)
+
+
+def certify_whole_model(
+    result: Any, graph: Graph, model: object, prop: object, region: object, options: Any
+) -> tuple[str, bool, dict]:
+    """Write the whole-model certificate of a decided result and (if ``options.check``)
+    check it. Returns ``(path, accepted by the checker, the checker's report as a dict)``."""
+    from proofs.checker import check_certificate
+    from prover.properties.common import fit_region
+
+    path = os.fspath(options.certificate)
+    model_source = _model_source(model, graph, path)
+    write_whole_model_certificate(
+        path,
+        model_path=model_source,
+        prop=prop,
+        region=fit_region(graph, region),
+        result=result,
+        options=options,
+    )
+    if not getattr(options, "check", True):
+        return path, False, {}
+    report = check_certificate(path, model=model_source)
     return path, report.valid, dataclasses.asdict(report)

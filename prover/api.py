@@ -150,12 +150,7 @@ def prove(
         result = verify(graph, prop, subproblems, _violation_predicate(prop), options)
     result = _with_elapsed(result, time.monotonic() - start)
     if options.certificate and result.verdict is not Verdict.UNKNOWN:
-        if custom is not None:
-            from dataclasses import replace
-
-            note = "no certificate: whole-model properties are not yet certified"
-            return replace(result, stats=dict(result.stats, certificate_report=note))
-        result = _certify(result, graph, model, prop, region, options)
+        result = _certify(result, graph, model, prop, region, options, custom is not None)
     return result
 
 
@@ -177,13 +172,21 @@ def _with_elapsed(result: Result, elapsed: float) -> Result:
 
 
 def _certify(
-    result: Result, graph: Graph, model: ModelLike, prop: Property, region, options: Options
+    result: Result,
+    graph: Graph,
+    model: ModelLike,
+    prop: Property,
+    region,
+    options: Options,
+    whole_model: bool = False,
 ) -> Result:
-    """Write (and by default check) the certificate of a decided result."""
+    """Write (and by default check) the certificate of a decided result; a whole-model
+    property's certificate rests on this prover's decision (proofs/FORMAT.md section 11)."""
     from dataclasses import replace
 
-    from proofs.writer import certify_result
+    from proofs.writer import certify_result, certify_whole_model
 
-    path, checked, report = certify_result(result, graph, model, prop, region, options)
+    certify = certify_whole_model if whole_model else certify_result
+    path, checked, report = certify(result, graph, model, prop, region, options)
     stats = dict(result.stats, certificate_report=report)
     return replace(result, certificate=path, checked=checked, stats=stats)

@@ -26,6 +26,13 @@ SEMANTICS = {
     "float32/float64 inference rounding is not covered"
 }
 MAX_DEPTH = 10_000
+#: Whole-model properties (FORMAT.md section 11): parameter -> its parser, or its choices.
+PROPERTIES = {
+    "valid-probabilities": {"sum_tolerance": enc.parse_float},
+    "finite": {},
+    "lipschitz": {"bound": enc.parse_float, "norm": ("inf", "1", "2")},
+    "monotonic": {"input": enc.parse_int, "output": enc.parse_int, "increasing": (True, False)},
+}
 
 
 @dataclass
@@ -108,6 +115,8 @@ def check_document(
     get(doc, "format", "certificate", str, (FORMAT,))
     get(doc, "version", "certificate", int, (VERSION,))
     claim = get(doc, "claim", "certificate", str, ("holds", "violated"))
+    if doc.get("subject") == "whole-model":
+        return _check_whole_model(doc, claim, model_bytes, report)
     semantics = get(doc, "semantics", "certificate", str, tuple(SEMANTICS), error=Invalid)
     model = get(doc, "model", "certificate", dict)
     digest = sha256(model_bytes)
@@ -154,6 +163,54 @@ def check_document(
     if isinstance(tool, dict):
         name, version = tool.get("name", "?"), tool.get("version", "?")
         report.checked.append(f"produced by {name} {version} (not relied on)")
+
+
+def _check_whole_model(doc: dict, claim: str, model_bytes: bytes, report: CheckReport) -> None:
+    """A whole-model certificate (FORMAT.md section 11): form and bindings; claim assumed."""
+    get(doc, "semantics", "certificate", str, ("external",))
+    digest = get(get(doc, "model", "certificate", dict), "sha256", "model", str)
+    if digest != sha256(model_bytes):
+        raise Invalid("the certificate is for a different model file (SHA-256 mismatch)")
+    prop = get(doc, "property", "certificate", dict)
+    name = get(prop, "name", "property", str, tuple(PROPERTIES))
+    params = get(prop, "parameters", "property", dict)
+    if set(params) != set(PROPERTIES[name]):
+        raise Malformed(f"property.parameters: expected exactly {sorted(PROPERTIES[name])}")
+    for key, kind in PROPERTIES[name].items():
+        if callable(kind):
+            kind(params[key], f"property.parameters.{key}")
+        else:
+            get(params, key, "property.parameters", type(kind[0]), kind)
+    box, size = get(prop, "region", "property"), None
+    if box is not None:
+        box = [parse_array(get(box, k, "region"), f"region.{k}") for k in ("lower", "upper")]
+        size = box[0].size
+        if box[1].size != size or np.any(box[0] > box[1]):
+            raise Malformed("property.region: lower and upper differ in size, or lower > upper")
+    evidence = get(doc, "evidence", "certificate", dict)
+    get(evidence, "rule", "evidence", str, ("assumed",))
+    assumption = get(evidence, "assumption", "evidence", str)
+    cex = get(evidence, "counterexample", "evidence", dict) if claim == "violated" else None
+    points = [] if cex is None else get(cex, "inputs", "counterexample", list)
+    points = [parse_array(p, f"counterexample.inputs[{i}]") for i, p in enumerate(points)]
+    if cex is not None and (not points or len(({size} | {p.size for p in points}) - {None}) > 1):
+        raise Malformed("counterexample.inputs: one or more points of the region's size")
+    if box is not None and any(np.any(p < box[0]) or np.any(p > box[1]) for p in points):
+        raise Invalid("the counterexample lies outside the region")
+    items = get(doc, "assumptions", "certificate", list)
+    engine = [a for a in items if isinstance(a, dict) and a.get("name") == assumption]
+    if not engine:
+        raise Malformed(f"evidence: unknown assumption {assumption!r}")
+    statement = {"claim": claim, "model_sha256": digest, "property": prop, "counterexample": cex}
+    if engine[0].get("statement_sha256") != sha256(enc.canonical_json(statement)):
+        raise Invalid(f"assumption {assumption!r} is not about this statement (hash mismatch)")
+    where = f"a box of {size} inputs" if box is not None else "all inputs"
+    report.checked.append(f"model file SHA-256 {digest[:16]}... matches; {name!r} over {where}")
+    report.checked.append(f"assumption {assumption!r} is about this claim, model and property")
+    report.checked.extend(["counterexample point(s) exact and in the region"] * bool(points))
+    _assumptions(items, report)
+    why = "this checker does not re-derive whole-model properties"
+    report.trusted.append(f"the claim {claim!r} rests entirely on assumption {assumption!r}: {why}")
 
 
 def _subproblems(items: list, net: Network) -> tuple[list, list]:

@@ -273,9 +273,11 @@ class WholeModelProperty(Property):
         """Always raises: these properties have no unsafe-polytope normal form.
 
         Raises:
-            PropertyError: naming the property; no certificate can be written for it.
+            PropertyError: naming the property (its certificates are of the whole-model
+                kind, proofs/FORMAT.md section 11, not unsafe-polytope proofs).
         """
         raise PropertyError(
             f"{type(self).__name__} is a whole-model property without an unsafe-polytope "
-            "normal form: prove it with prover.prove (no certificate format exists for it)"
+            "normal form: prove it with prover.prove (its certificate binds the claim to the "
+            "model without re-deriving it; proofs/FORMAT.md section 11)"
         )
