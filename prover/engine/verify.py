@@ -214,7 +214,9 @@ def verify(
             f"timeout after {elapsed:.1f}s ({len(verdicts)} of "
             f"{len(subproblems)} subproblems attempted)"
         )
-    timed_out = time.monotonic() > deadline
+    # Branch and bound stops *before* the deadline when its next round would overrun it
+    # (its reason then starts with "timeout"): that is a timeout too.
+    timed_out = time.monotonic() > deadline or any(r.startswith("timeout") for r in reasons)
     stats["timeout"] = timed_out
     return Result(
         Verdict.UNKNOWN,

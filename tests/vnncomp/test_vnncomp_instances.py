@@ -75,3 +75,44 @@ def test_command_line_error_is_one_line_on_stderr(tmp_path) -> None:
     assert completed.returncode == 1
     assert completed.stdout == ""
     assert "none.onnx" in completed.stderr and "Traceback" not in completed.stderr
+
+
+ACAS = Path("/work/shared/benchmarks/vnncomp/acasxu")
+
+
+@pytest.mark.skipif(not ACAS.exists(), reason="shared benchmarks not available")
+def test_a_budget_that_runs_out_is_answered_timeout(tmp_path) -> None:
+    # ACAS Xu 4_2 prop 2 needs about 100 s; with 4 s branch and bound stops before the
+    # deadline (its next round would overrun) and the answer must say timeout, not unknown.
+    out = tmp_path / "result.txt"
+    keyword = vnncomp.run_instance(
+        ACAS / "onnx" / "ACASXU_run2a_4_2_batch_2000.onnx",
+        ACAS / "vnnlib" / "prop_2.vnnlib",
+        4.0,
+        out,
+        started=time.monotonic(),
+    )
+    assert keyword == "timeout"
+    assert out.read_text().strip() == "timeout"
+
+
+@pytest.mark.skipif(not ACAS.exists(), reason="shared benchmarks not available")
+def test_a_search_that_stops_early_for_its_budget_is_a_timeout(monkeypatch) -> None:
+    # Branch and bound stops *before* the deadline when its next round would overrun it
+    # (its reason then starts with "timeout"); the result must still say timeout.
+    from prover.api import prove
+    from prover.engine import verify
+    from prover.result import Verdict
+
+    def stops_early(graph, subproblem, violates, options, deadline):
+        reason = "timeout after 3 closed leaves (9 open, depth 4)"
+        return verify.SubproblemVerdict(Verdict.UNKNOWN, "bab", reason=reason), None
+
+    monkeypatch.setattr(verify, "solve_subproblem", stops_early)
+    result = prove(
+        str(ACAS / "onnx" / "ACASXU_run2a_4_2_batch_2000.onnx"),
+        VNNLib(ACAS / "vnnlib" / "prop_2.vnnlib"),
+        timeout=60.0,
+    )
+    assert result.verdict is Verdict.UNKNOWN and result.elapsed < 60
+    assert result.stats["timeout"] is True
