@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from prover.ir import ops
 from prover.ir.graph import Graph, Node
 
 
@@ -57,3 +60,28 @@ def rewrite(
 def merged_source(*nodes: Node) -> str:
     """The source text of a node fused from ``nodes``."""
     return " + ".join(node.source or node.name for node in nodes)
+
+
+def fuse_into_sole_consumer(graph: Graph, fuse: Callable[[Node, Node], ops.Op | None]) -> Graph:
+    """Replace pairs ``producer -> its sole consumer`` by one node where ``fuse`` allows.
+
+    ``fuse(producer, consumer)`` returns the op of the fused node (reading the producer's
+    inputs, named as the consumer), or None to leave the pair alone. A node takes part
+    in at most one fusion per call; chains are finished by the next round of
+    :func:`prover.ir.passes.canonicalize`.
+    """
+    nodes = {node.name: node for node in graph.nodes}
+    only = sole_consumer(graph)
+    replaced: dict[str, Node] = {}
+    removed: set[str] = set()
+    for node in graph.nodes:
+        user = only.get(node.name)
+        if user is None or {node.name, user} & (replaced.keys() | removed):
+            continue
+        follower = nodes[user]
+        op = fuse(node, follower)
+        if op is None:
+            continue
+        replaced[user] = Node(follower.name, op, node.inputs, merged_source(node, follower))
+        removed.add(node.name)
+    return rewrite(graph, replaced, removed)

@@ -16,7 +16,7 @@ import numpy as np
 
 from prover.ir import ops
 from prover.ir.graph import Graph, Node
-from prover.ir.passes.common import merged_source, rewrite, sole_consumer
+from prover.ir.passes.common import fuse_into_sole_consumer
 from prover.ir.passes.fuse_gemm_add import last_axis_vector
 
 #: Whether the rewrite keeps the function bit for bit (see the module docstring).
@@ -57,22 +57,12 @@ def _fold(layer: ops.Op, affine: ops.Op, shape: tuple[int, ...]) -> ops.Op | Non
 
 def run(graph: Graph) -> Graph:
     """Fold per-channel scales and shifts into Conv/Gemm (see the module docstring)."""
-    nodes = {node.name: node for node in graph.nodes}
-    only = sole_consumer(graph)
-    replaced: dict[str, Node] = {}
-    removed: set[str] = set()
-    for node in graph.nodes:
-        user = only.get(node.name)
-        if not isinstance(node.op, (ops.Gemm, ops.Conv)) or user is None:
-            continue
-        if node.name in replaced or node.name in removed:
-            continue
-        follower = nodes[user]
+
+    def fuse(node: Node, follower: Node) -> ops.Op | None:
+        if not isinstance(node.op, (ops.Gemm, ops.Conv)):
+            return None
         if type(follower.op) not in (ops.MulConst, ops.AddConst):
-            continue
-        op = _fold(node.op, follower.op, graph.shapes[node.name])
-        if op is None:
-            continue
-        replaced[user] = Node(follower.name, op, node.inputs, merged_source(node, follower))
-        removed.add(node.name)
-    return rewrite(graph, replaced, removed)
+            return None
+        return _fold(node.op, follower.op, graph.shapes[node.name])
+
+    return fuse_into_sole_consumer(graph, fuse)

@@ -14,7 +14,7 @@ import numpy as np
 
 from prover.ir import ops
 from prover.ir.graph import Graph, Node
-from prover.ir.passes.common import merged_source, rewrite, sole_consumer
+from prover.ir.passes.common import fuse_into_sole_consumer
 
 #: Whether the rewrite keeps the function bit for bit (see the module docstring).
 EXACT = False
@@ -30,22 +30,13 @@ def last_axis_vector(value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | 
 
 def run(graph: Graph) -> Graph:
     """Fold AddConst biases into the preceding Gemm (see the module docstring)."""
-    nodes = {node.name: node for node in graph.nodes}
-    only = sole_consumer(graph)
-    replaced: dict[str, Node] = {}
-    removed: set[str] = set()
-    for node in graph.nodes:
-        user = only.get(node.name)
-        if not isinstance(node.op, ops.Gemm) or user is None or node.name in replaced:
-            continue
-        add = nodes[user]
-        if not isinstance(add.op, ops.AddConst):
-            continue
+
+    def fuse(node: Node, add: Node) -> ops.Op | None:
+        if not isinstance(node.op, ops.Gemm) or not isinstance(add.op, ops.AddConst):
+            return None
         vector = last_axis_vector(add.op.value, graph.shapes[node.name])
         if vector is None:
-            continue
-        bias = ops.frozen_array(node.op.bias + vector)
-        gemm = ops.Gemm(node.op.weight, bias)
-        replaced[user] = Node(add.name, gemm, node.inputs, merged_source(node, add))
-        removed.add(node.name)
-    return rewrite(graph, replaced, removed)
+            return None
+        return ops.Gemm(node.op.weight, ops.frozen_array(node.op.bias + vector))
+
+    return fuse_into_sole_consumer(graph, fuse)
