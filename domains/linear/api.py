@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Collection, Mapping
+from dataclasses import fields
 
 import numpy as np
 import torch
@@ -106,37 +107,6 @@ def linear_bounds(
     """
     if policy not in POLICIES:
         raise ProverError(f"unknown slope policy {policy!r}; choose one of {', '.join(POLICIES)}")
-    result, _ = _run(
-        graph,
-        lower,
-        upper,
-        C,
-        splits,
-        slopes,
-        alpha_steps,
-        alpha_lr,
-        intermediate,
-        return_coefficients,
-        (beta, betas),
-        frozenset(final),
-    )
-    return result
-
-
-def _run(
-    graph,
-    lower,
-    upper,
-    C,
-    splits,
-    slopes,
-    alpha_steps,
-    alpha_lr,
-    intermediate,
-    coeffs,
-    beta=(False, None),
-    final=frozenset(),
-):
     lower = _as_tensor(lower)
     upper = _as_tensor(upper, lower)
     if lower.dim() == len(graph.input_shape):
@@ -152,51 +122,41 @@ def _run(
             if isinstance(n.op, NEEDS_BOUNDS)
         ]
     )
-    per_box = max(1, rows * widest)
-    size = max(1, ROW_CHUNK_ELEMENTS // per_box)
-    pieces = []
-    for start in range(0, batch, size):
-        stop = min(batch, start + size)
-        pieces.append(
-            _one(
-                graph,
-                lower[start:stop],
-                upper[start:stop],
-                _chunk(lam, start, stop),
-                _chunk(splits, start, stop),
-                _chunk(slopes, start, stop),
-                alpha_steps,
-                alpha_lr,
-                _chunk(intermediate, start, stop),
-                coeffs,
-                (beta[0], _chunk(beta[1], start, stop)),
-                final,
-            )
+    size = max(1, ROW_CHUNK_ELEMENTS // max(1, rows * widest))
+    pieces = [
+        _one(
+            graph,
+            lower[start : start + size],
+            upper[start : start + size],
+            _chunk(lam, start, start + size),
+            splits=_chunk(splits, start, start + size),
+            slopes=_chunk(slopes, start, start + size),
+            alpha_steps=alpha_steps,
+            alpha_lr=alpha_lr,
+            intermediate=_chunk(intermediate, start, start + size),
+            coeffs=return_coefficients,
+            beta=(beta, _chunk(betas, start, start + size)),
+            final=frozenset(final),
         )
-    if len(pieces) == 1:
-        return pieces[0]
-    results = [p[0] for p in pieces]
-    cat = lambda xs: None if xs[0] is None else torch.cat(xs)  # noqa: E731
-    merged = LinearBoundResult(
-        lower=cat([r.lower for r in results]),
-        infeasible=cat([r.infeasible for r in results]),
-        slopes={k: cat([r.slopes[k] for r in results]) for k in results[0].slopes},
-        betas={k: cat([r.betas[k] for r in results]) for k in results[0].betas},
-        intermediate={
-            k: (
-                cat([r.intermediate[k][0] for r in results]),
-                cat([r.intermediate[k][1] for r in results]),
-            )
-            for k in results[0].intermediate
-        },
-        coefficients=cat([r.coefficients for r in results]),
-        constant=cat([r.constant for r in results]),
-        relu_coefficients={
-            k: cat([r.relu_coefficients[k] for r in results]) for k in results[0].relu_coefficients
-        },
+        for start in range(0, batch, size)
+    ]
+    return pieces[0] if len(pieces) == 1 else _concat(pieces)
+
+
+def _concat(pieces: list):
+    """Concatenate the results of consecutive chunks of a batch along the batch axis."""
+    first = pieces[0]
+    if first is None:
+        return None
+    if torch.is_tensor(first):
+        return torch.cat(pieces)
+    if isinstance(first, tuple):
+        return tuple(_concat(list(parts)) for parts in zip(*pieces, strict=True))
+    if isinstance(first, dict):
+        return {k: _concat([p[k] for p in pieces]) for k in first}
+    return LinearBoundResult(
+        **{f.name: _concat([getattr(p, f.name) for p in pieces]) for f in fields(first)}
     )
-    box = (cat([p[1][0] for p in pieces]), cat([p[1][1] for p in pieces]))
-    return merged, box
 
 
 def _one(
@@ -204,6 +164,7 @@ def _one(
     lower,
     upper,
     lam,
+    *,
     splits,
     slopes,
     alpha_steps,
@@ -211,7 +172,7 @@ def _one(
     intermediate,
     coeffs,
     beta,
-    final=frozenset(),
+    final,
 ):
     analysis = Analysis(graph, lower, upper, splits=splits, intermediate=intermediate, final=final)
     batch = analysis.batch
@@ -283,8 +244,9 @@ def _one(
         coefficients=A,
         constant=c,
         relu_coefficients=relu_lams,
+        output=out_box,
     )
-    return result, out_box
+    return result
 
 
 def _combine(C: torch.Tensor, box, gamma: float) -> torch.Tensor:
@@ -306,7 +268,8 @@ def bound_linear(graph: Graph, lower, upper, C, *, policy: str = "crown", alpha_
     Back-substitutes from ``C`` directly, and takes the larger of that and ``C`` applied
     to the interval box of ``y`` (both are sound).
     """
-    result, box = _run(graph, lower, upper, C, None, None, alpha_steps, 0.1, None, False)
+    result = linear_bounds(graph, lower, upper, C, policy=policy, alpha_steps=alpha_steps)
+    box = result.output
     lam = _coefficients(graph, C, result.lower.shape[0], result.lower)
     sizes = [math.prod(s) for s in graph.shapes.values()]
     combined = _combine(lam, box, graph_gamma(sizes, len(graph.nodes)))
@@ -322,9 +285,10 @@ def bound_outputs(graph: Graph, lower, upper, *, policy: str = "crown", alpha_st
     """
     n = graph.output_size
     eye = torch.eye(n, dtype=torch.float64)
-    result, (box_l, box_u) = _run(
-        graph, lower, upper, torch.cat([eye, -eye]), None, None, alpha_steps, 0.1, None, False
+    result = linear_bounds(
+        graph, lower, upper, torch.cat([eye, -eye]), policy=policy, alpha_steps=alpha_steps
     )
+    box_l, box_u = result.output
     batch = result.lower.shape[0]
     lo = result.lower[:, :n].reshape(batch, *graph.output_shape)
     hi = -result.lower[:, n:].reshape(batch, *graph.output_shape)

@@ -35,6 +35,8 @@ class LinearBoundResult:
         relu_coefficients: with ``coefficients``, ReLU input name -> ``(B, m, n)`` the
             coefficients of that ReLU's output in the final back-substitution (what a
             branching heuristic needs to estimate a split's effect; not evidence).
+        output: ``(l, u)`` ``(B, *output_shape)``, the interval box of the graph output
+            the analysis computed (valid on the region).
     """
 
     lower: torch.Tensor
@@ -45,3 +47,4 @@ class LinearBoundResult:
     coefficients: torch.Tensor | None = None
     constant: torch.Tensor | None = None
     relu_coefficients: dict[str, torch.Tensor] = field(default_factory=dict)
+    output: tuple[torch.Tensor, torch.Tensor] | None = None
