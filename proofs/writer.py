@@ -293,7 +293,6 @@ def certify_result(
 
     Returns ``(path, accepted by the checker, the checker's report as a dict)``.
     """
-    from proofs.checker import check_certificate
     from prover.api import normalise
 
     path = os.fspath(options.certificate)
@@ -311,9 +310,17 @@ def certify_result(
         spec_path=spec_path,
         options=options,
     )
+    return _checked(path, options, model_source, spec_path)
+
+
+def _checked(path: str, options: Any, model: str, spec: str | None = None):
+    """``(path, accepted, report dict)``: the checker's verdict unless ``options.check`` is
+    off (then not accepted, empty report)."""
+    from proofs.checker import check_certificate
+
     if not getattr(options, "check", True):
         return path, False, {}
-    report = check_certificate(path, model=model_source, spec=spec_path)
+    report = check_certificate(path, model=model, spec=spec)
     return path, report.valid, dataclasses.asdict(report)
 
 
@@ -465,7 +472,6 @@ def certify_whole_model(
 ) -> tuple[str, bool, dict]:
     """Write the whole-model certificate of a decided result and (if ``options.check``)
     check it. Returns ``(path, accepted by the checker, the checker's report as a dict)``."""
-    from proofs.checker import check_certificate
     from prover.properties.common import fit_region
 
     path = os.fspath(options.certificate)
@@ -478,7 +484,4 @@ def certify_whole_model(
         result=result,
         options=options,
     )
-    if not getattr(options, "check", True):
-        return path, False, {}
-    report = check_certificate(path, model=model_source)
-    return path, report.valid, dataclasses.asdict(report)
+    return _checked(path, options, model_source)
