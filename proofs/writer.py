@@ -10,6 +10,7 @@ instead of writing a certificate about a different network.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import json
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from proofs.checker import FORMAT, VERSION
-from proofs.checker.encoding import canonical_json, encode_array, hex_list
+from proofs.checker.encoding import canonical_json, hex_list
 from proofs.checker.model import Network, network_hash, read_model
 from prover.engine.proof import Closed, InputSplit, ProofTree, ReluSplit
 from prover.errors import CertificateError
@@ -149,6 +150,34 @@ def write_certificate(
     return out
 
 
+def encode_array(array: np.ndarray, compact: bool = False) -> Any:
+    """Encode a float64 vector as hex strings, or compactly (bits when all are 0 or 1)."""
+    flat = np.asarray(array, dtype=np.float64).reshape(-1)
+    if not np.isfinite(flat).all():
+        raise ValueError("cannot encode NaN or Inf")
+    if compact and np.all((flat == 0.0) | (flat == 1.0)):
+        packed = np.packbits(flat.astype(np.uint8)).tobytes()
+        return {"bits": base64.b64encode(packed).decode("ascii"), "n": int(flat.size)}
+    if compact:
+        return {"f64le": base64.b64encode(flat.astype("<f8").tobytes()).decode("ascii")}
+    return [float.hex(float(v)) for v in flat]
+
+
+def evaluate_network(net: Network, x: np.ndarray) -> np.ndarray:
+    """Plain float64 evaluation of the checker's lowering (not rigorous; cross-checks only)."""
+    v = np.asarray(x, dtype=np.float64).reshape(-1)
+    for layer in net.layers:
+        if layer.kind == "affine":
+            v = layer.W @ v + layer.b
+        elif layer.kind == "add":
+            v = v + layer.b
+        elif layer.kind == "scale":
+            v = v * layer.b
+        else:
+            v = np.maximum(v, 0.0)
+    return v
+
+
 def _version() -> str:
     try:
         from prover import __version__
@@ -178,7 +207,7 @@ def _cross_check(graph: Graph, net: Network, subproblems: Sequence[Subproblem]) 
         raise CertificateError(f"region has {lower.size} inputs, the model {net.input_size}")
     for t in (np.zeros(lower.size), np.ones(lower.size), *rng.random((3, lower.size))):
         x = lower + t * (upper - lower)
-        mine = net.evaluate(x)
+        mine = evaluate_network(net, x)
         theirs = np.asarray(evaluate(graph, x), dtype=np.float64).reshape(-1)
         if mine.shape != theirs.shape or not np.allclose(mine, theirs, rtol=1e-9, atol=1e-9):
             raise CertificateError("the checker's lowering of the model disagrees with the IR")
@@ -204,6 +233,11 @@ def _lower_tree(
         node, out = stack.pop()
         if isinstance(node, InputSplit):
             out.update(split="input", dim=int(node.dim), value=float.hex(float(node.value)))
+            if node.clip is not None:
+                raise CertificateError(
+                    "the proof narrows boxes by clipping (BabConfig.clip), which certificates "
+                    "do not express; prove with a certificate path set (clipping is then off)"
+                )
             out["below"], out["above"] = {}, {}
             stack += [(node.below, out["below"]), (node.above, out["above"])]
         elif isinstance(node, ReluSplit):
@@ -240,23 +274,28 @@ def _leaf(node: Closed, relus: dict[str, int], net: Network, external: dict, n_p
     leaf: dict[str, Any] = {"rule": rule}
     slopes = node.evidence.get("slopes")
     if slopes:
-        widths = [net.layers[p].size for p in net.relu_layers]
-        encoded = {}
-        for name, values in slopes.items():
-            if name not in relus:
-                raise CertificateError(f"slopes given for {name!r}, which feeds no ReLU")
-            k = relus[name]
-            alpha = np.asarray(values, dtype=np.float64).reshape(-1)
-            if alpha.size != widths[k]:
-                raise CertificateError(f"{alpha.size} slopes for a ReLU layer of {widths[k]}")
-            encoded[str(k)] = encode_array(np.clip(alpha, 0.0, 1.0), compact=True)
-        leaf["slopes"] = encoded
+        leaf["slopes"] = _encode_slopes(slopes, relus, net)
     rows = node.evidence.get("rows")
     if rows is not None and len(rows) == n_polys:
         leaf["rows"] = [int(r) for r in rows]
     if node.evidence.get("intermediate") == "slopes":
         leaf["intermediate"] = "slopes"
     return leaf
+
+
+def _encode_slopes(slopes: dict, relus: dict[str, int], net: Network) -> dict:
+    """ReLU input name -> slopes, as the certificate's ``{"k": encoded vector}``."""
+    widths = [net.layers[p].size for p in net.relu_layers]
+    encoded = {}
+    for name, values in slopes.items():
+        if name not in relus:
+            raise CertificateError(f"slopes given for {name!r}, which feeds no ReLU")
+        k = relus[name]
+        alpha = np.asarray(values, dtype=np.float64).reshape(-1)
+        if alpha.size != widths[k]:
+            raise CertificateError(f"{alpha.size} slopes for a ReLU layer of {widths[k]}")
+        encoded[str(k)] = encode_array(np.clip(alpha, 0.0, 1.0), compact=True)
+    return encoded
 
 
 def _lemma(lemma: object) -> dict:

@@ -1,8 +1,7 @@
 """The independent certificate checker (trusted base: standard library, numpy, onnx).
 
-It imports nothing from ``prover``, ``domains`` or ``importers`` and reads the format of
-``proofs/FORMAT.md``: ``python -m proofs.checker CERT [--model ONNX] [--spec VNNLIB]``
-exits 0 valid, 1 invalid, 2 malformed.
+It imports nothing from ``prover``, ``domains`` or ``importers``; it reads ``proofs/FORMAT.md``.
+``python -m proofs.checker CERT [--model ONNX] [--spec VNNLIB]``: 0 valid, 1 invalid, 2 malformed.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ def main(argv: list[str] | None = None) -> int:
     report = check_certificate(args.certificate, model=args.model, spec=args.spec)
     verdict = "VALID" if report.valid else ("MALFORMED" if report.malformed else "INVALID")
     lines = [f"certificate {verdict}"] + [f"reason: {report.reason}"] * bool(report.reason)
-    lines += [f"  checked: {line}" for line in report.checked]
-    lines += [f"  trusted: {line}" for line in report.trusted]
+    lines += [f"  {k}: {line}" for k in ("checked", "trusted") for line in getattr(report, k)]
     sys.stdout.write("\n".join(lines) + "\n")
     return report.exit_code

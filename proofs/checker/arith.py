@@ -1,20 +1,17 @@
 """Rigorous float64 arithmetic and exact dyadic arithmetic.
 
-Rigorous bounds. numpy's ``A @ B`` may sum in any order, with or without fused
-multiply-add. For an inner dimension ``n`` the a-priori bound (Higham, *Accuracy and
-Stability of Numerical Algorithms*, 2nd ed., eq. (3.5)) holds for every order::
+Rigorous bounds. numpy's ``A @ B`` may sum in any order, with or without fused multiply-add.
+For an inner dimension ``n``, every order has (Higham, *Accuracy and Stability of Numerical
+Algorithms*, 2nd ed., eq. (3.5)) ``|fl(A @ B) - A @ B| <= gamma_n * (|A| @ |B|) + n * eta``
+elementwise, with ``u = 2**-53``, ``gamma_n = n u / (1 - n u)``, ``eta = 2**-1074`` (underflow).
+The computed value ``S`` of ``|A| @ |B|`` has ``|A| @ |B| <= (S + n eta) / (1 - gamma_n)``, so
+``E = 2 gamma_n S + 3 n eta`` (times a safety factor: :func:`lower_from`) bounds the error when
+``gamma_n <= 1/2``; ``fl(P - E)`` moved at least one step towards -inf (:func:`down`, which
+also covers the subtraction's rounding) is a lower bound of the exact product. NaN or Inf
+(overflow: callers silence numpy's warnings) makes a bound useless: "not proved".
 
-    |fl(A @ B) - A @ B| <= gamma_n * (|A| @ |B|) + n * eta       (elementwise)
-
-with ``u = 2**-53``, ``gamma_n = n u / (1 - n u)``, ``eta = 2**-1074`` (underflow). The
-computed value ``S`` of ``|A| @ |B|`` has ``|A| @ |B| <= (S + n eta) / (1 - gamma_n)``, so
-``E = 2 gamma_n S + 3 n eta`` (times a safety factor: :func:`lower_from`) bounds the error
-when ``gamma_n <= 1/2``; ``fl(P - E)`` moved at least one step towards -inf (:func:`down`,
-which also covers the subtraction's rounding) is a lower bound of the exact product. NaN or
-Inf (overflow: callers silence numpy's warnings) makes a bound useless: "not proved".
-
-Exact arithmetic. A finite float64 is ``m * 2**e`` with integer ``m``; a vector is stored
-as Python integers over one common exponent (:func:`to_dyadic`): products, sums are exact.
+Exact arithmetic. A finite float64 is ``m * 2**e`` with integer ``m``; a vector is stored as
+Python integers over one common exponent (:func:`to_dyadic`): products, sums are exact.
 """
 
 from __future__ import annotations
@@ -37,9 +34,8 @@ def gamma(n: int) -> float:
 
 
 def dot(A: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``A @ x`` for a (stack of) matrix and a (stack of) vector: every entry is one dot
-    product over A's last axis, so the module's error bound applies entrywise. (Stacked
-    matrix-vector products: a large 2-D product would start BLAS threads, slow when busy.)"""
+    """``A @ x`` for (stacks of) matrices and vectors: each entry is one dot product over A's
+    last axis, so the module's bound applies (no 2-D product: BLAS threads are slow when busy)."""
     return A @ x if x.ndim == 1 else (A @ x[..., None])[..., 0]
 
 
@@ -54,8 +50,7 @@ def down(x: np.ndarray) -> np.ndarray:
 
     Soundness: the neighbours of a finite x lie within ``max(2**-52 |x|, eta)`` of it, and
     ``d = fl(2**-52 |x| + eta)`` is at least that, so ``x - d <= nextafter(x, -inf)`` and
-    (rounding is monotone) so is its float value. Infinite x gives NaN or -inf.
-    """
+    (rounding is monotone) so is its float value. Infinite x gives NaN or -inf."""
     return x - (np.abs(x) * 2.0**-52 + ETA)
 
 

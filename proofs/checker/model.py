@@ -1,14 +1,12 @@
 """Read an ONNX model into the checker's own layer list, and hash it canonically.
 
-Supported ops and the lowering are specified in FORMAT.md, section 5: a chain of
-single-input nodes becomes layers ``affine`` (``y = W x + b``, W dense (m, n)), ``add``
-(``y = x + b``), ``scale`` (``y = b * x``) and ``relu``. Weights are read exactly
-(float32 -> float64 is exact); values are flattened in C order.
+Supported ops and the lowering: FORMAT.md, section 5. A chain of single-input nodes becomes
+layers ``affine`` (``y = W x + b``, W dense (m, n)), ``add`` (``y = x + b``), ``scale``
+(``y = b * x``), ``relu``; weights are read exactly (float32 -> float64), flattened in C order.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field
 
@@ -49,20 +47,6 @@ class Network:
         """Positions (in ``layers``) of the ReLU layers, in order."""
         return [i for i, layer in enumerate(self.layers) if layer.kind == "relu"]
 
-    def evaluate(self, x: np.ndarray) -> np.ndarray:
-        """Plain float64 evaluation (not rigorous; for cross-checks only)."""
-        v = np.asarray(x, dtype=np.float64).reshape(-1)
-        for layer in self.layers:
-            if layer.kind == "affine":
-                v = layer.W @ v + layer.b
-            elif layer.kind == "add":
-                v = v + layer.b
-            elif layer.kind == "scale":
-                v = v * layer.b
-            else:
-                v = np.maximum(v, 0.0)
-        return v
-
 
 def network_hash(network: Network) -> str:
     """SHA-256 of the canonical JSON of the layer list (see FORMAT.md, "Hashes")."""
@@ -80,18 +64,14 @@ def network_hash(network: Network) -> str:
 def read_model(data: bytes) -> Network:
     """Lower serialised ONNX ``data`` to a :class:`Network`; Malformed when unsupported."""
     try:
-        model = onnx.load_model_from_string(data)
+        graph = onnx.load_model_from_string(data).graph
     except Exception as exc:  # noqa: BLE001 - any parse failure is a bad model file
         raise Malformed(f"model file is not a readable ONNX model: {exc}") from None
-    graph = model.graph
     consts = {tensor.name: _tensor(tensor) for tensor in graph.initializer}
     inputs = [i for i in graph.input if i.name not in consts]
     if len(inputs) != 1 or len(graph.output) != 1:
         raise Malformed("the checker needs exactly one model input and one output")
-    shape = tuple(
-        d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1
-        for d in inputs[0].type.tensor_type.shape.dim
-    )
+    shape = tuple(max(d.dim_value, 1) for d in inputs[0].type.tensor_type.shape.dim)  # 1: symbolic
     builder = _Builder(inputs[0].name, shape)
     for node in graph.node:
         try:
@@ -119,7 +99,7 @@ def _attrs(node: object) -> dict:
 
 
 class _Builder:
-    """Follows the chain of values from the input, collecting layers."""
+    """Follows the chain from the input, collecting layers (``_<op>``: new shape or None)."""
 
     def __init__(self, name: str, shape: tuple[int, ...]) -> None:
         self.name, self.shape = name, shape
@@ -146,15 +126,16 @@ class _Builder:
             raise Malformed(f"{where}: constant subgraphs are not supported by the checker")
         if dynamic != [self.name] or list(node.input).count(self.name) != 1 or len(node.output) < 1:
             raise Malformed(f"{where}: the checker needs a chain of single-input ops")
-        size = math.prod(self.shape)
         rule = getattr(self, "_" + op.lower(), None)
         if rule is None:
             raise Malformed(f"{where}: op {op} is not supported by the checker")
-        others = [consts.get(i) for i in node.input]
-        shape = rule(node, others, size, where)  # None: the shape is unchanged
+        shape = rule(node, [consts.get(i) for i in node.input], math.prod(self.shape), where)
         self.shape, self.name = self.shape if shape is None else shape, node.output[0]
 
     _identity = _dropout = lambda self, *args: None  # nothing changes
+    _relu = lambda self, node, others, size, where: self._emit(Layer("relu", size))
+    _unsqueeze = lambda self, *args: self._squeeze(*args, insert=True)
+    _mul = lambda self, *args: self._add(*args, kind="scale")
 
     def _flatten(self, node, others, size, where):
         axis = _attrs(node).get("axis", 1)
@@ -162,10 +143,8 @@ class _Builder:
         return (math.prod(self.shape[:axis]), math.prod(self.shape[axis:]))
 
     def _reshape(self, node, others, size, where):
-        target = [int(v) for v in np.asarray(others[1]).reshape(-1)]
-        target = [
-            self.shape[i] if v == 0 and i < len(self.shape) else v for i, v in enumerate(target)
-        ]
+        raw = [int(v) for v in np.asarray(others[1]).reshape(-1)]
+        target = [self.shape[i] if v == 0 and i < len(self.shape) else v for i, v in enumerate(raw)]
         if target.count(-1) == 1:
             known = math.prod(v for v in target if v != -1)
             target[target.index(-1)] = size // known if known else 0
@@ -186,8 +165,6 @@ class _Builder:
             shape.insert(a, 1)
         return tuple(shape)
 
-    _unsqueeze = functools.partialmethod(_squeeze, insert=True)
-
     def _broadcast(self, const: np.ndarray, where: str) -> np.ndarray:
         const = np.asarray(const, dtype=np.float64)
         try:
@@ -202,14 +179,11 @@ class _Builder:
         const = others[1] if others[0] is None else others[0]
         self._emit(Layer(kind, size, b=self._broadcast(const, where)))
 
-    _mul = functools.partialmethod(_add, kind="scale")
-
     def _sub(self, node, others, size, where):
         if others[0] is None:  # x - c
-            self._emit(Layer("add", size, b=-self._broadcast(others[1], where)))
-        else:  # c - x
-            self._emit(Layer("scale", size, b=np.full(size, -1.0)))
-            self._emit(Layer("add", size, b=self._broadcast(others[0], where)))
+            return self._add(node, [None, -np.asarray(others[1], dtype=np.float64)], size, where)
+        self._emit(Layer("scale", size, b=np.full(size, -1.0)))  # c - x
+        self._add(node, others, size, where)
 
     def _batchnormalization(self, node, others, size, where):
         """Inference BatchNorm as scale then add, folded in float64 (noted as trusted)."""
@@ -226,9 +200,6 @@ class _Builder:
         self._emit(Layer("scale", size, b=self._broadcast(s.reshape(per), where)))
         self._emit(Layer("add", size, b=self._broadcast(shift.reshape(per), where)))
         self.notes.append(f"{where} folded in float64: the fold's rounding is not covered")
-
-    def _relu(self, node, others, size, where):
-        self._emit(Layer("relu", size))
 
     def _affine(self, W: np.ndarray, b: np.ndarray | None = None) -> None:
         W = np.ascontiguousarray(W, dtype=np.float64)
@@ -255,9 +226,8 @@ class _Builder:
             raise Malformed(f"{where}: the checker needs a single row vector, got {self.shape}")
         if W.ndim != 2 or W.shape[1] != self.shape[-1]:
             raise Malformed(f"{where}: {node.op_type} of {self.shape} by {B.shape}")
-        bias = others[2] if len(others) > 2 else None
-        bias = None if bias is None else np.broadcast_to(bias, (1, W.shape[0]))
-        self._affine(W, bias)
+        bias = others[2] if len(others) > 2 else None  # C: one value or one row
+        self._affine(W, None if bias is None else np.broadcast_to(bias, (1, W.shape[0])))
         return self.shape[:-1] + (W.shape[0],)
 
     def _conv(self, node, others, size, where):
@@ -270,8 +240,7 @@ class _Builder:
         _, c, h, w = self.shape
         out_c, c_per_group, kh, kw = kernel.shape
         group = a.get("group", 1)
-        sh, sw = a.get("strides", [1, 1])
-        dh, dw = a.get("dilations", [1, 1])
+        (sh, sw), (dh, dw) = a.get("strides", [1, 1]), a.get("dilations", [1, 1])
         top, left, bottom, right = a.get("pads", [0, 0, 0, 0])
         if c_per_group * group != c or out_c % group:
             raise Malformed(f"{where}: channels do not fit")
@@ -285,8 +254,7 @@ class _Builder:
         inside = (row >= 0) & (row < h) & (col >= 0) & (col < w)
         channel = o // (out_c // group) * c_per_group + ci
         W = np.zeros((out_c, oh, ow, c, h, w))
-        at = (o, y, x, channel, row, col)
-        W[tuple(v[inside] for v in at)] = kernel[o, ci, i, j][inside]
+        W[tuple(v[inside] for v in (o, y, x, channel, row, col))] = kernel[o, ci, i, j][inside]
         bias = np.zeros(out_c) if len(others) < 3 or others[2] is None else others[2]
         b = np.repeat(np.asarray(bias, dtype=np.float64).reshape(-1), oh * ow)
         self._affine(W.reshape(out_c * oh * ow, c * h * w), b)

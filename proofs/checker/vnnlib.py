@@ -1,10 +1,9 @@
 """An independent reader of VNN-LIB property files (the subset the benchmarks use).
 
-The subset and its meaning are specified in FORMAT.md, section 5. Each disjunct of the
-violation becomes ``(lower, upper, rows)``: the input box and the unsafe output rows
-``(c, d, strict)`` meaning ``c . y <= d`` (``<`` when strict), all numbers exact
-Fractions of the decimal numerals (or of their nearest float64 when ``as_float``). The
-text is parsed, never executed.
+The subset and its meaning are in FORMAT.md, section 5. Each disjunct of the violation
+becomes ``(lower, upper, rows)``: the input box and the unsafe output rows ``(c, d, strict)``
+meaning ``c . y <= d`` (``<`` when strict), all numbers exact Fractions of the decimal
+numerals (or of their nearest float64 when ``as_float``). The text is parsed, never executed.
 """
 
 from __future__ import annotations
@@ -51,18 +50,15 @@ def _term(expr, declared: set[str], as_float: bool) -> dict:
     if not expr or not isinstance(expr[0], str):
         raise Malformed("spec: malformed term")
     head, args = expr[0], [_term(a, declared, as_float) for a in expr[1:]]
-    if head == "+" and args:
-        return _combine(args, [1] * len(args))
-    if head == "-" and args:
-        return _combine(args, [1] + [-1] * (len(args) - 1) if len(args) > 1 else [-1])
+    if head in ("+", "-") and args:  # (- a) is -a, (- a b c) is a - b - c
+        sign = 1 if head == "+" else -1
+        return _combine(args, [sign] if len(args) == 1 else [1] + [sign] * (len(args) - 1))
     if head == "*" and args:
+        consts = [a.get(None, Fraction(0)) for a in args if set(a) <= {None}]
         terms = [a for a in args if not set(a) <= {None}]  # the non-constant factors
         if len(terms) > 1:
             raise Malformed("spec: nonlinear product")
-        factor = math.prod(
-            (a.get(None, Fraction(0)) for a in args if set(a) <= {None}), start=Fraction(1)
-        )
-        return _combine(terms or [{None: Fraction(1)}], [factor])
+        return _combine(terms or [{None: Fraction(1)}], [math.prod(consts, start=Fraction(1))])
     if head == "/" and len(args) == 2 and set(args[1]) <= {None} and args[1].get(None):
         return _combine([args[0]], [1 / args[1][None]])
     raise Malformed(f"spec: unsupported term operator {head!r}")
@@ -86,18 +82,13 @@ def _formula(expr, declared: set[str], as_float: bool) -> list[list[tuple]]:
         terms = [_term(a, declared, as_float) for a in args]
         atoms = []
         for left, right in zip(terms, terms[1:], strict=False):  # chains: a <= b <= c
-            if head in ("<=", "<", "="):  # left - right <= 0
-                atoms.append(_atom(left, right, head == "<"))
-            if head in (">=", ">", "="):  # right - left <= 0
-                atoms.append(_atom(right, left, head == ">"))
+            for lo, hi, op in ((left, right, "<"), (right, left, ">")):  # atoms lo - hi <= 0
+                if head in (op, op + "=", "="):
+                    diff = _combine([lo, hi], [1, -1])
+                    const = diff.pop(None, Fraction(0))
+                    atoms.append(({k: v for k, v in diff.items() if v != 0}, -const, head == op))
         return [atoms]
     raise Malformed(f"spec: unsupported formula operator {head!r}")
-
-
-def _atom(left: dict, right: dict, strict: bool) -> tuple:
-    diff = _combine([left, right], [1, -1])
-    const = diff.pop(None, Fraction(0))
-    return {k: v for k, v in diff.items() if v != 0}, -const, strict
 
 
 def _combine(terms: list[dict], weights: list) -> dict:
@@ -109,11 +100,7 @@ def _combine(terms: list[dict], weights: list) -> dict:
 
 
 def parse_vnnlib(text: str, n_inputs: int, n_outputs: int, as_float: bool = False) -> list:
-    """Disjuncts ``(lower, upper, rows)`` of the violation described by ``text``.
-
-    ``rows`` is a list of ``(c, d, strict)`` with ``c`` a list of ``n_outputs`` Fractions.
-    Raises Malformed on anything outside the supported subset.
-    """
+    """The violation's disjuncts (module doc; ``len(c) == n_outputs``); Malformed if unsupported."""
     declared: set[str] = set()
     conj: list[list[tuple]] = [[]]
     for cmd in _parse_sexprs(text):
@@ -149,10 +136,8 @@ def _disjunct(atoms: list[tuple], n_inputs: int, n_outputs: int) -> tuple:
                 raise Malformed("spec: input constraints must bound one variable each")
             ((name, coef),) = coeffs.items()
             i, value = int(name[2:]), bound / coef
-            if coef > 0:  # x <= value
-                upper[i] = value if upper[i] is None else min(upper[i], value)
-            else:  # x >= value
-                lower[i] = value if lower[i] is None else max(lower[i], value)
+            side, tighter = (upper, min) if coef > 0 else (lower, max)  # x <= value, x >= value
+            side[i] = value if side[i] is None else tighter(side[i], value)
         elif kinds == {"Y"}:
             c = [Fraction(0)] * n_outputs
             for name, coef in coeffs.items():

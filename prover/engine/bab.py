@@ -13,11 +13,14 @@ with one bounder call (CROWN from ``domains.linear`` when available), and then:
    it (each polytope's excluding row is recorded as evidence);
 2. in ReLU mode (alpha "auto"), re-bounds the leaves still open with optimised slopes
    (alpha-CROWN), when the estimated cost fits the time left;
-3. evaluates, for the leaves still open, the box center and the corners minimising the
+3. in input mode, narrows the boxes of the leaves still open by moving faces whose
+   slabs the leaf's linear bounds exclude (:mod:`prover.engine.clip`, ``config.clip``;
+   the split that follows records the narrowing, :class:`proof.Clip`);
+4. evaluates, for the leaves still open, the box center and the corners minimising the
    linear lower bounds ``A x + c`` on the concrete semantics, and replays any point that
    lands in an unsafe polytope with ``check_candidate``: only a replayed point makes a
    counterexample;
-4. splits the rest: on an input dimension (inputs of at most ``config.input_dims``
+5. splits the rest: on an input dimension (inputs of at most ``config.input_dims``
    values, e.g. ACAS Xu; scores in :mod:`prover.engine.branching`), or on an unstable
    ReLU (larger inputs, e.g. MNIST; the phases travel to the bounder as ``splits``).
    A leaf whose ReLUs are all fixed or stable is decided by LPs
@@ -58,6 +61,7 @@ from prover.engine.branching import (
     lookahead_scores,
     relu_scores,
 )
+from prover.engine.clip import clip_boxes
 from prover.engine.falsify import box_points
 from prover.engine.frontier import (
     LAST,
@@ -79,7 +83,7 @@ from prover.engine.leaves import (
 )
 from prover.engine.local_search import descend, violation
 from prover.engine.lp_leaf import decide_leaves
-from prover.engine.proof import Closed
+from prover.engine.proof import Clip, Closed
 from prover.engine.record import SearchRecord
 from prover.ir.graph import Graph
 from prover.options import Options
@@ -117,6 +121,10 @@ class _Search:
         self.root_width = (root_hi - root_lo)[0]
         self.relus = relu_inputs(graph)
         self.mode = self._mode(graph.input_size)
+        # Clipping rests on this search's own bounds of a node, which the certificate
+        # checker's independent bounds do not reproduce exactly: a run that writes a
+        # certificate does without it (see BabConfig.clip).
+        self.clip = self.mode == "input" and options.certificate is None and config.clip > 0
         self.alpha = self.bounder.supports_alpha and (
             config.alpha == "on" or (config.alpha == "auto" and self.mode == "relu")
         )
@@ -231,10 +239,7 @@ class _Search:
         # One copy per round of the closed leaves' slopes (a row each, not Python lists:
         # building lists cost a tenth of ACAS Xu proving time); converted when written.
         index = torch.nonzero(closed).flatten()
-        kept = {
-            k: v[index].reshape(len(index), v[0].numel()).clone()
-            for k, v in (bounds.slopes or {}).items()
-        }
+        kept = _kept_slopes(bounds.slopes, index)
         position = {int(i): j for j, i in enumerate(index.tolist())}
         for i in index.tolist():
             node = int(ids[i])
@@ -250,6 +255,23 @@ class _Search:
             self.record.close(node, leaf)
         self.stats["leaves"] += int(closed.sum())
         return closed, excluded
+
+    def _clip(self, leaves: Leaves, bounds: LeafBounds) -> None:
+        """Narrow the open leaves' boxes with their rows' linear bounds (in place), and
+        record each narrowing with the slopes of the bound that justifies it."""
+        clipped = clip_boxes(
+            leaves["lower"], leaves["upper"], bounds.A, bounds.c, self.rows, self.config.clip
+        )
+        index = torch.nonzero(clipped.moved).flatten()
+        if not len(index):
+            return
+        self.stats["clipped"] = self.stats.get("clipped", 0) + len(index)
+        kept = _kept_slopes(bounds.slopes, index)
+        ids = leaves["ids"][index].tolist()
+        for j, (node, i) in enumerate(zip(ids, index.tolist(), strict=True)):
+            slopes = {k: v[j] for k, v in kept.items()}
+            self.record.clip(node, Clip(tuple(clipped.steps(i)), slopes))
+        leaves.t["lower"], leaves.t["upper"] = clipped.lower, clipped.upper
 
     def _falsify(self, leaves: Leaves, bounds: LeafBounds) -> np.ndarray | None:
         """Look for a counterexample in the open leaves; returns a replayed one or None.
@@ -513,6 +535,8 @@ class _Search:
         if not bool(keep.any()):
             return None
         leaves, bounds, excluded = restrict(leaves, bounds, excluded, keep)
+        if self.clip and bounds.A is not None:
+            self._clip(leaves, bounds)
         found = self._falsify(leaves, bounds)
         if found is not None:
             return found
@@ -563,6 +587,17 @@ class _Search:
     def _unknown(self, reason: str) -> BabOutcome:
         log.info("bab: unknown: %s", reason)
         return BabOutcome(Verdict.UNKNOWN, None, None, self._stats(), reason)
+
+
+def _kept_slopes(slopes: dict[str, torch.Tensor] | None, index: torch.Tensor) -> dict:
+    """One copy of the slopes at rows ``index`` (a row each, kept as evidence): bool when
+    every slope is 0 or 1 (the adaptive ones), which takes an eighth of the memory."""
+    kept = {}
+    for name, value in (slopes or {}).items():
+        rows = value[index].reshape(len(index), value[0].numel())
+        binary = bool(((rows == 0) | (rows == 1)).all())
+        kept[name] = rows.to(torch.bool) if binary else rows.clone()
+    return kept
 
 
 def branch_and_bound(

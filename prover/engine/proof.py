@@ -4,6 +4,8 @@ A proof of "no unsafe polytope is reachable from the box" is a tree:
 
 * :class:`InputSplit` splits the box on input dimension ``dim`` at ``value`` into
   ``below`` (x[dim] <= value) and ``above`` (x[dim] >= value); together they cover it.
+  With a :class:`Clip`, the box is first narrowed by moving faces whose cut-away slabs
+  the node's linear bounds exclude; the halves then cover the narrowed box.
 * :class:`ReluSplit` splits on the phase of one ReLU neuron (``node`` is the name of the
   ReLU node's *input* value, ``index`` the flat neuron index): ``inactive`` assumes the
   pre-activation <= 0, ``active`` assumes >= 0; together they cover every input.
@@ -38,13 +40,29 @@ class Closed:
 
 
 @dataclass(frozen=True)
+class Clip:
+    """Faces of a node's box moved before it is split (:mod:`prover.engine.clip`).
+
+    ``steps`` are ``(dim, side, value)`` in order (side +1: the upper face of ``dim`` moves
+    down to ``value``; -1: the lower face moves up); each slab cut away is excluded, for
+    every unsafe polytope, by one row's linear lower bound with the ReLU lower ``slopes``
+    (``{relu input name: tensor}``) on the node's box.
+    """
+
+    steps: tuple[tuple[int, int, float], ...]
+    slopes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class InputSplit:
-    """Split input dimension ``dim`` (flat index) at ``value``."""
+    """Split input dimension ``dim`` (flat index) at ``value``, after ``clip`` (if any)
+    narrowed the node's box: the two halves cover the clipped box."""
 
     dim: int
     value: float
     below: ProofTree
     above: ProofTree
+    clip: Clip | None = None
 
 
 @dataclass(frozen=True)

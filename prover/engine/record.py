@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from prover.engine.proof import Closed, InputSplit, ProofTree, ReluSplit
+from prover.engine.proof import Clip, Closed, InputSplit, ProofTree, ReluSplit
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class SearchRecord:
     def __init__(self) -> None:
         self._splits: list[_Split | None] = [None]  # id 0 is the root
         self._closed: dict[int, Closed] = {}
+        self._clips: dict[int, Clip] = {}
 
     @property
     def size(self) -> int:
@@ -46,6 +47,12 @@ class SearchRecord:
     def split_input(self, node: int, dim: int, value: float) -> tuple[int, int]:
         """Record that ``node`` splits input ``dim`` at ``value``; returns (below, above) ids."""
         return self._split(node, "input", dim, -1, value)
+
+    def clip(self, node: int, clip: Clip) -> None:
+        """Record that open leaf ``node``'s box was narrowed by ``clip`` (before a split)."""
+        if self._splits[node] is not None or node in self._closed:
+            raise ValueError(f"search node {node} is already split or closed")
+        self._clips[node] = clip
 
     def split_relu(self, node: int, name: str, index: int) -> tuple[int, int]:
         """Record that ``node`` splits ReLU ``name``[``index``]; returns (inactive, active)."""
@@ -71,13 +78,18 @@ class SearchRecord:
         for node in range(len(self._splits) - 1, -1, -1):
             split = self._splits[node]
             if split is None:
+                if node in self._clips:
+                    raise ValueError(f"search node {node} was clipped but not split")
                 if node not in self._closed:
                     raise ValueError(f"search node {node} is neither split nor closed")
                 built[node] = self._closed[node]
                 continue
+            if split.kind == "relu" and node in self._clips:
+                raise ValueError(f"search node {node} was clipped, then split on a ReLU")
             first, second = built.pop(split.first), built.pop(split.second)
             if split.kind == "input":
-                built[node] = InputSplit(int(split.where), float(split.value), first, second)
+                clip = self._clips.get(node)
+                built[node] = InputSplit(int(split.where), float(split.value), first, second, clip)
             else:
                 built[node] = ReluSplit(str(split.where), int(split.index), first, second)
         return built[0]

@@ -51,13 +51,18 @@ def _bab(graph, box, polytopes, deadline=20.0, **config) -> BabOutcome:
     return branch_and_bound(graph, sub, OPTIONS, time.monotonic() + deadline, config=cfg)
 
 
-def _leaf_of(tree: ProofTree, graph: Graph, x: np.ndarray) -> Closed:
-    """Descend the proof tree with the concrete input ``x`` (iteratively)."""
+def _leaf_of(tree: ProofTree, graph: Graph, x: np.ndarray) -> Closed | None:
+    """Descend the proof tree with the concrete input ``x`` (iteratively); None when a
+    clip (``InputSplit.clip``) cut ``x`` away from the box of the node it reached."""
     values = None
     node = tree
+    flat = x.reshape(-1)
     while not isinstance(node, Closed):
         if isinstance(node, InputSplit):
-            node = node.below if x.reshape(-1)[node.dim] <= node.value else node.above
+            for dim, side, value in node.clip.steps if node.clip else ():
+                if (side > 0 and flat[dim] > value) or (side < 0 and flat[dim] < value):
+                    return None
+            node = node.below if flat[node.dim] <= node.value else node.above
         else:
             if values is None:
                 values = semantics.run(graph, torch.from_numpy(x[None]), keep=True)
@@ -67,12 +72,16 @@ def _leaf_of(tree: ProofTree, graph: Graph, x: np.ndarray) -> Closed:
 
 
 def assert_tree_sound(tree, graph, box, polytopes, samples=400, seed=0):
-    """Every sampled point reaches a closed leaf whose cited rows it really satisfies."""
+    """Every sampled point reaches a closed leaf whose cited rows it really satisfies, or
+    was cut away by a clip and is then outside every unsafe polytope."""
     rng = np.random.default_rng(seed)
     points = rng.uniform(box.lower, box.upper, size=(samples, *box.shape))
     ys = semantics.run(graph, torch.from_numpy(points)).reshape(samples, -1).numpy()
     for x, y in zip(points, ys, strict=False):
         leaf = _leaf_of(tree, graph, x)
+        if leaf is None:
+            assert not any(p.contains(y) for p in polytopes), "a clip cut away an unsafe point"
+            continue
         assert leaf.rule in ("linear", "interval", "infeasible")
         assert leaf.rule != "infeasible", "a real point reached an infeasible leaf"
         if leaf.rule == "linear":
