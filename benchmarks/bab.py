@@ -6,6 +6,8 @@ Usage::
     python benchmarks/bab.py --all --timeout 116  # all 186 ACAS Xu instances
     python benchmarks/bab.py 2_3:1 4_2:2          # chosen ACAS Xu instances (net:prop)
     python benchmarks/bab.py --suite mnist_fc --all
+    python benchmarks/bab.py --device cpu,cuda 4_7:1  # bounding on the GPU, side by side
+    python benchmarks/bab.py --clip 0 4_2:2           # without box clipping (ablation)
 
 Runs :func:`prover.engine.bab.branch_and_bound` alone (no falsification pre-pass) on
 every subproblem of each instance, replaying candidate counterexamples on ONNX Runtime,
@@ -68,7 +70,9 @@ def replayer(graph, sub):
     return lambda x: confirm(x) is not None
 
 
-def solve(folder: Path, onnx: str, vnnlib: str, timeout: float, config: BabConfig):
+def solve(
+    folder: Path, onnx: str, vnnlib: str, timeout: float, config: BabConfig, device: str = "cpu"
+):
     """Run branch and bound on every subproblem; returns (verdict, seconds, stats)."""
     start = time.monotonic()
     graph = load_model(str(folder / onnx))
@@ -80,7 +84,7 @@ def solve(folder: Path, onnx: str, vnnlib: str, timeout: float, config: BabConfi
         out = branch_and_bound(
             graph,
             sub,
-            Options(),
+            Options(device=device),
             deadline,
             check_candidate=replayer(graph, sub),
             config=config,
@@ -101,6 +105,10 @@ def main() -> None:
     parser.add_argument("--all", action="store_true", help="every instance of the suite")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per instance")
     parser.add_argument("--batch", type=int, default=BabConfig.batch)
+    parser.add_argument("--device-batch", type=int, default=BabConfig.device_batch)
+    parser.add_argument("--clip", type=int, default=BabConfig.clip, help="clip sweeps (0: off)")
+    parser.add_argument("--device", default="cpu", help="comma-separated: cpu, cuda")
+    parser.add_argument("--root", type=Path, default=BENCH, help="the benchmarks folder")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
@@ -108,7 +116,7 @@ def main() -> None:
     tune_allocator()
     if args.threads:
         torch.set_num_threads(args.threads)
-    folder = BENCH / "vnncomp" / args.suite
+    folder = args.root / "vnncomp" / args.suite
     with open(folder / "expected.csv") as handle:
         expected = {(r["onnx"], r["vnnlib"]): r for r in csv.DictReader(handle)}
     if args.all:
@@ -118,30 +126,39 @@ def main() -> None:
         chosen = [index[name] for name in args.instances]
     else:
         chosen = peer_sample(args.suite)
-    config = BabConfig(batch=args.batch)
-    solved = wrong = 0
-    total = 0.0
+    config = BabConfig(batch=args.batch, device_batch=args.device_batch, clip=args.clip)
+    devices = args.device.split(",")
+    solved = dict.fromkeys(devices, 0)
+    wrong = dict.fromkeys(devices, 0)
+    total = dict.fromkeys(devices, 0.0)
     print(
-        f"{'instance':<26} {'expect':>6} {'got':>6} {'sec':>8} {'closed':>8} {'bounded':>9} depth"
+        f"{'instance':<26} {'device':>6} {'expect':>6} {'got':>6} {'sec':>8} {'closed':>8} "
+        f"{'bounded':>9} {'bounded/s':>9} depth"
     )
     for onnx, vnnlib in chosen:
-        verdict, seconds, stats = solve(folder, onnx, vnnlib, args.timeout, config)
-        want = expected[(onnx, vnnlib)]["verdict"]
-        got = ANSWER[verdict]
-        mark = ""
-        if got != "-":
-            if got == want:
-                solved += 1
-            else:
-                wrong += 1
-                mark = "  WRONG"
-        total += seconds
+        for device in devices:
+            verdict, seconds, stats = solve(folder, onnx, vnnlib, args.timeout, config, device)
+            want = expected[(onnx, vnnlib)]["verdict"]
+            got = ANSWER[verdict]
+            mark = ""
+            if got != "-":
+                if got == want:
+                    solved[device] += 1
+                else:
+                    wrong[device] += 1
+                    mark = "  WRONG"
+            total[device] += seconds
+            print(
+                f"{short(onnx, vnnlib):<26} {device:>6} {want:>6} {got:>6} {seconds:8.2f} "
+                f"{stats['leaves']:8d} {stats['bounded']:9d} "
+                f"{stats['bounded'] / max(seconds, 1e-9):9.0f} {stats['max_depth']:5d}{mark}",
+                flush=True,
+            )
+    for device in devices:
         print(
-            f"{short(onnx, vnnlib):<26} {want:>6} {got:>6} {seconds:8.2f} "
-            f"{stats['leaves']:8d} {stats['bounded']:9d} {stats['max_depth']:5d}{mark}",
-            flush=True,
+            f"{device}: solved {solved[device]}/{len(chosen)}, WRONG {wrong[device]}, "
+            f"total {total[device]:.1f} s"
         )
-    print(f"solved {solved}/{len(chosen)}, WRONG {wrong}, total {total:.1f} s")
 
 
 if __name__ == "__main__":

@@ -44,9 +44,11 @@ lists as an assumption.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -85,6 +87,7 @@ from prover.engine.local_search import descend, violation
 from prover.engine.lp_leaf import decide_leaves
 from prover.engine.proof import Clip, Closed
 from prover.engine.record import SearchRecord
+from prover.errors import ProverError
 from prover.ir.graph import Graph
 from prover.options import Options
 from prover.result import Verdict
@@ -112,6 +115,8 @@ class _Search:
     def __init__(self, graph, subproblem, options, deadline, check, config) -> None:
         self.graph, self.options, self.deadline, self.config = graph, options, deadline, config
         self.check = check or _default_check(graph, subproblem)
+        self.device = _device(options.device)
+        self.batch = config.batch if self.device.type == "cpu" else config.device_batch
         self.bounder = config.bounder or make_bounder(options.domains, options.alpha_steps)
         self.rows = Rows.stack(subproblem.unsafe, graph.output_size)
         self.shape = tuple(graph.input_shape)
@@ -184,7 +189,7 @@ class _Search:
         left = self.deadline - time.monotonic()
         cost = self.cost.get(alpha)
         if cost is None:
-            return self.config.batch if left > 0 else 0
+            return self.batch if left > 0 else 0
         total = passes * cost
         if not alpha and self.alpha:
             total += self.cost.get(True, 0.0)
@@ -215,17 +220,22 @@ class _Search:
             elif known and LAST in leaves.t and len(leaves):
                 newest = int(leaves[LAST].min())  # -1 when some leaf has none
                 extra["final"] = tuple(v for v in self.relus[: newest + 1] if v in known)
+        move = functools.partial(_to, device=self.device)
         with torch.enable_grad() if alpha else torch.no_grad():
-            return self.bounder.bound(
+            bounds = self.bounder.bound(
                 self.graph,
-                leaves["lower"].reshape(n, *self.shape),
-                leaves["upper"].reshape(n, *self.shape),
-                self.rows.C,
-                splits=leaves.splits(self.relus) if self.mode == "relu" else None,
+                move(leaves["lower"].reshape(n, *self.shape)),
+                move(leaves["upper"].reshape(n, *self.shape)),
+                move(self.rows.C),
+                splits=move(leaves.splits(self.relus)) if self.mode == "relu" else None,
                 alpha=alpha,
-                intermediate=known,
-                **extra,
+                intermediate=move(known),
+                **move(extra),
             )
+        if self.device.type == "cpu":
+            return bounds
+        # The search's bookkeeping stays on the CPU; only the bounding runs on the device.
+        return LeafBounds(**{f.name: _to(getattr(bounds, f.name), "cpu") for f in fields(bounds)})
 
     def _close(self, leaves: Leaves, bounds: LeafBounds) -> tuple[torch.Tensor, torch.Tensor]:
         """Record the closed leaves; returns (closed mask, excluded polytopes mask)."""
@@ -486,7 +496,7 @@ class _Search:
         n = len(leaves)
         if n == 0:
             return
-        room = self.config.batch - len(self.open)
+        room = self.batch - len(self.open)
         times = 1
         while times < self.config.multi_split and n * 2 ** (times + 1) <= room:
             times += 1
@@ -513,7 +523,7 @@ class _Search:
     def round(self) -> np.ndarray | None:
         """Bound, close, falsify and split one batch; returns a counterexample or None."""
         probes = 1 + 2 * self.config.lookahead if self.config.lookahead > 1 else 1
-        count = min(self.config.batch, len(self.open), self._affordable(False, probes))
+        count = min(self.batch, len(self.open), self._affordable(False, probes))
         leaves = self._pop(max(1, count))
         bounds = self._bound(leaves, alpha=False)
         closed, excluded = self._close(leaves, bounds)
@@ -587,6 +597,30 @@ class _Search:
     def _unknown(self, reason: str) -> BabOutcome:
         log.info("bab: unknown: %s", reason)
         return BabOutcome(Verdict.UNKNOWN, None, None, self._stats(), reason)
+
+
+def _device(name: str) -> torch.device:
+    """The torch device bounding runs on (``Options.device``); a clear error when absent."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ProverError(f"unknown device {name!r}: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ProverError(f"device {name!r} asked for, but torch sees no CUDA device")
+    if device.type not in ("cpu", "cuda"):
+        raise ProverError(f"device {name!r}: only cpu and cuda are supported")
+    return device
+
+
+def _to(value, device):
+    """``value`` (a tensor, or dicts, tuples and lists of them) on ``device``."""
+    if torch.is_tensor(value):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: _to(v, device) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to(v, device) for v in value)
+    return value
 
 
 def _kept_slopes(slopes: dict[str, torch.Tensor] | None, index: torch.Tensor) -> dict:

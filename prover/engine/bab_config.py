@@ -19,6 +19,8 @@ class BabConfig:
     Attributes:
         batch: leaves bounded per round (256: tensors of a round stay cache-sized; on
             the 2-core benchmark machine 10-20% more leaves per second than 1024).
+        device_batch: leaves bounded per round when bounding runs on a GPU
+            (``Options.device`` "cuda"): the device needs far larger batches to be busy.
         mode: "auto" (input splits for inputs of at most ``input_dims`` values or when
             the bounder takes no split constraints, ReLU splits otherwise), "input" or "relu".
         input_dims: the largest input size split on its inputs in "auto" mode.
@@ -62,6 +64,7 @@ class BabConfig:
     """
 
     batch: int = 256
+    device_batch: int = 8192
     mode: str = "auto"
     input_dims: int = 32
     max_depth: int = 400

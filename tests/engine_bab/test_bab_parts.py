@@ -166,3 +166,17 @@ def test_box_points_stay_inside_and_half_of_them_visit_faces():
     assert 0.2 < share < 0.3  # each coordinate of the other half: a face w.p. 1/4
     again = box_points(lo, hi, 4000, torch.Generator().manual_seed(3))
     assert torch.equal(pts, again)
+
+
+def test_an_unavailable_device_is_a_clear_error():
+    from prover.engine.bab import _device
+    from prover.errors import ProverError
+
+    assert _device("cpu").type == "cpu"
+    with pytest.raises(ProverError, match="only cpu and cuda"):
+        _device("meta")
+    with pytest.raises(ProverError, match="unknown device"):
+        _device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ProverError, match="no CUDA device"):
+            _device("cuda")
