@@ -159,6 +159,8 @@ class _Builder:
         if not insert:
             ones = {i for i, d in enumerate(self.shape) if d == 1}
             drop = ones if axes is None else {a % len(self.shape) for a in axes}
+            if not drop <= ones:
+                raise Malformed(f"{where}: squeezes an axis of {self.shape} that is not 1")
             return tuple(d for i, d in enumerate(self.shape) if i not in drop)
         shape = list(self.shape)
         for a in sorted(a % (len(shape) + len(axes)) for a in axes):

@@ -16,7 +16,7 @@ from proofs.checker.encoding import Malformed
 
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")
 _NUMERAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
-_VAR = re.compile(r"([XY])_(\d+)\Z")
+_VAR = re.compile(r"([XY])_(0|[1-9]\d*)\Z")
 MAX_DISJUNCTS = 100_000
 _IGNORED = {"set-logic", "set-info", "set-option", "check-sat", "get-model", "exit"}
 

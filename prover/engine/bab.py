@@ -147,6 +147,7 @@ class _Search:
         self.stuck = 0
         self.cost: dict[bool, float] = {}  # seconds per bounded leaf, plain / alpha
         self.replays = 0
+        self.sampling = 0.0  # seconds spent in _sample
         self.promise: torch.Tensor | None = None
         self.generator = torch.Generator().manual_seed(options.seed)
         self.started = time.monotonic()
@@ -322,14 +323,20 @@ class _Search:
         most promising leaves (those whose candidates came nearest to an unsafe
         polytope). A violation with a tiny basin, which gradient steps from other points
         miss, becomes likely to be hit once the leaves around it are small."""
+        started = time.monotonic()
+        samples = self.config.samples
+        if self.sampling > self.config.sample_share * (started - self.started):
+            samples //= 8  # over its share of the time so far: an eighth this round
         count = min(len(leaves), self.config.sample_leaves)
         best = torch.topk(-self.promise, count).indices
         lo, hi = leaves["lower"][best], leaves["upper"][best]
-        per = max(1, self.config.samples // count)
+        per = max(1, samples // count)
         points = box_points(lo, hi, per, self.generator).reshape(-1, lo.shape[1])
         with torch.no_grad():
             y = semantics.run(self.graph, points.reshape(-1, *self.shape))
-        return self._replay(points, violation(y.to(torch.float64), self.rows))
+        found = self._replay(points, violation(y.to(torch.float64), self.rows))
+        self.sampling += time.monotonic() - started
+        return found
 
     def _replay(self, points: torch.Tensor, score: torch.Tensor) -> np.ndarray | None:
         """Replay the points whose outputs lie in an unsafe polytope (score <= 0)."""

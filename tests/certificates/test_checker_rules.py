@@ -181,6 +181,8 @@ def test_vnnlib_reader_rejects_what_it_does_not_support():
         "(declare-const X_0 Real)(assert (<= X_0 1)",  # unbalanced
         "(declare-const X_0 Real)(assert (<= X_0 1e))",
         "(declare-const X_0 Real)(eval (<= X_0 1))",
+        # Y_01 would alias Y_1 (as the prover's importer does, leading zeros are refused)
+        "(declare-const X_0 Real)(declare-const Y_01 Real)(assert (<= -1 X_0 1))",
     ]:
         with pytest.raises(Malformed):
             parse_vnnlib(text, 1, 1)
@@ -253,3 +255,18 @@ def test_batchnorm_is_folded_and_matches_onnxruntime():
     x = rng.normal(size=(1, c, 2, 2)).astype(np.float32)
     want = session.run(None, {"x": x})[0].reshape(-1)
     assert np.allclose(evaluate_network(net, x.reshape(-1)), want, atol=1e-5)
+
+
+def test_model_reader_refuses_to_squeeze_an_axis_that_is_not_one():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    for axes, ok in (([0], True), ([1], False)):
+        node = helper.make_node("Squeeze", ["x", "axes"], ["y"])
+        init = [numpy_helper.from_array(np.array(axes, dtype=np.int64), "axes")]
+        graph = helper.make_graph([node], "g", [x], [y], init)
+        data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        if ok:
+            assert read_model(data.SerializeToString()).input_size == 3
+        else:
+            with pytest.raises(Malformed, match="not 1"):
+                read_model(data.SerializeToString())
