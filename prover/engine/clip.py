@@ -5,8 +5,8 @@ c_r`` for every ``x`` of its box. A point is unsafe for polytope ``p`` only if e
 of ``p`` has ``C_r y <= d_r``, hence ``A_r x + c_r <= d_r``. So the part of the box where
 some row of ``p`` has ``A_r x + c_r > d_r`` holds no point unsafe for ``p``, and the part
 where that is true for every polytope can be cut away before splitting: the search then
-bisects a smaller box, and a box cut away entirely is closed. This is the domain clipping
-of Clip-and-Verify (Zhou et al., 2025), in its closed form: one face at a time.
+bisects a smaller box. This is the domain clipping of Clip-and-Verify (Zhou et al.,
+2025), in its closed form: one face at a time.
 
 A *step* moves one face of the box: for dimension ``i`` and the upper face, to ``t`` such
 that on the slab ``{x in box: x_i >= t}`` each polytope has a row with ``min A_r x + c_r >
@@ -15,16 +15,18 @@ run face by face, each on the box the previous ones left, so a later step can us
 room an earlier one made (several rows combine, which the one-row closing rule cannot).
 
 Written by hand: the step is a few tensor operations in closed form, and an LP solver
-would need outward rounding of its own. The certificate checker replays each step on its
-own bounds (see ``proofs/FORMAT.md``).
+would need outward rounding of its own. Certificates do not express steps: a step rests
+on the search's own bound of the node, which the independent checker, computing its own
+(different) intermediate bounds, cannot always confirm; runs that write a certificate
+therefore do not clip (``BabConfig.clip``).
 
 Soundness: the minimum of ``A_r x + c_r`` over the slab without dimension ``i`` is ``R =
 c_r + sum_{k != i} min(A_rk l_k, A_rk u_k)``, computed with the error bound ``gamma_{n+1}
 (|c_r| + sum |terms|)`` (Higham 3.4) subtracted and rounded down. For ``A_ri > 0`` the
 slab ``x_i >= t`` is excluded by row ``r`` when ``R + A_ri t > d_r``; ``t = (d_r + mu -
 R_down) / A_ri`` rounded up satisfies it with a margin ``mu`` (``2**-30`` of the terms'
-magnitude, so an independent checker with slightly different rounding agrees). The lower
-face with ``A_ri < 0`` is the mirror image. Non-finite values never move a face.
+magnitude: the cut stays strictly inside the excluded part). The lower face with ``A_ri
+< 0`` is the mirror image. Non-finite values never move a face.
 """
 
 from __future__ import annotations

@@ -31,15 +31,6 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class Closed:
-    """A leaf closed by ``rule`` with ``evidence``; ``method`` says which engine did it."""
-
-    rule: str
-    evidence: dict[str, Any] = field(default_factory=dict)
-    method: str = ""
-
-
-@dataclass(frozen=True)
 class Clip:
     """Faces of a node's box moved before it is split (:mod:`prover.engine.clip`).
 
@@ -54,15 +45,27 @@ class Clip:
 
 
 @dataclass(frozen=True)
+class Closed:
+    """A leaf closed by ``rule`` with ``evidence``; ``method`` says which engine did it.
+    With ``clips`` the rule holds on the box those narrowings left (see :class:`Clip`)."""
+
+    rule: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    method: str = ""
+    clips: tuple[Clip, ...] = ()
+
+
+@dataclass(frozen=True)
 class InputSplit:
-    """Split input dimension ``dim`` (flat index) at ``value``, after ``clip`` (if any)
-    narrowed the node's box: the two halves cover the clipped box."""
+    """Split input dimension ``dim`` (flat index) at ``value``, after the ``clips`` (in
+    order, each justified by the node's bound on the box the previous ones left) narrowed
+    the node's box: the two halves cover the narrowed box."""
 
     dim: int
     value: float
     below: ProofTree
     above: ProofTree
-    clip: Clip | None = None
+    clips: tuple[Clip, ...] = ()
 
 
 @dataclass(frozen=True)

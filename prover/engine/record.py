@@ -10,7 +10,7 @@ its parent: no recursion, any depth).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from prover.engine.proof import Clip, Closed, InputSplit, ProofTree, ReluSplit
@@ -32,7 +32,7 @@ class SearchRecord:
     def __init__(self) -> None:
         self._splits: list[_Split | None] = [None]  # id 0 is the root
         self._closed: dict[int, Closed] = {}
-        self._clips: dict[int, Clip] = {}
+        self._clips: dict[int, list[Clip]] = {}
 
     @property
     def size(self) -> int:
@@ -49,10 +49,11 @@ class SearchRecord:
         return self._split(node, "input", dim, -1, value)
 
     def clip(self, node: int, clip: Clip) -> None:
-        """Record that open leaf ``node``'s box was narrowed by ``clip`` (before a split)."""
+        """Record that open leaf ``node``'s box was narrowed by ``clip`` (before a split;
+        a node may be narrowed several times, each time after being bounded again)."""
         if self._splits[node] is not None or node in self._closed:
             raise ValueError(f"search node {node} is already split or closed")
-        self._clips[node] = clip
+        self._clips.setdefault(node, []).append(clip)
 
     def split_relu(self, node: int, name: str, index: int) -> tuple[int, int]:
         """Record that ``node`` splits ReLU ``name``[``index``]; returns (inactive, active)."""
@@ -78,18 +79,19 @@ class SearchRecord:
         for node in range(len(self._splits) - 1, -1, -1):
             split = self._splits[node]
             if split is None:
-                if node in self._clips:
-                    raise ValueError(f"search node {node} was clipped but not split")
                 if node not in self._closed:
                     raise ValueError(f"search node {node} is neither split nor closed")
-                built[node] = self._closed[node]
+                leaf = self._closed[node]
+                if node in self._clips:  # closed after being narrowed and bounded again
+                    leaf = replace(leaf, clips=tuple(self._clips[node]))
+                built[node] = leaf
                 continue
             if split.kind == "relu" and node in self._clips:
                 raise ValueError(f"search node {node} was clipped, then split on a ReLU")
             first, second = built.pop(split.first), built.pop(split.second)
             if split.kind == "input":
-                clip = self._clips.get(node)
-                built[node] = InputSplit(int(split.where), float(split.value), first, second, clip)
+                clips = tuple(self._clips.get(node, ()))
+                built[node] = InputSplit(int(split.where), float(split.value), first, second, clips)
             else:
                 built[node] = ReluSplit(str(split.where), int(split.index), first, second)
         return built[0]

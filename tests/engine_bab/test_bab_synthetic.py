@@ -53,22 +53,24 @@ def _bab(graph, box, polytopes, deadline=20.0, **config) -> BabOutcome:
 
 def _leaf_of(tree: ProofTree, graph: Graph, x: np.ndarray) -> Closed | None:
     """Descend the proof tree with the concrete input ``x`` (iteratively); None when a
-    clip (``InputSplit.clip``) cut ``x`` away from the box of the node it reached."""
+    clip (``clips`` of a split or a leaf) cut ``x`` away from the box of that node."""
     values = None
     node = tree
     flat = x.reshape(-1)
-    while not isinstance(node, Closed):
-        if isinstance(node, InputSplit):
-            for dim, side, value in node.clip.steps if node.clip else ():
+    while True:
+        if isinstance(node, (InputSplit, Closed)):
+            for dim, side, value in (step for clip in node.clips for step in clip.steps):
                 if (side > 0 and flat[dim] > value) or (side < 0 and flat[dim] < value):
                     return None
+        if isinstance(node, Closed):
+            return node
+        if isinstance(node, InputSplit):
             node = node.below if flat[node.dim] <= node.value else node.above
         else:
             if values is None:
                 values = semantics.run(graph, torch.from_numpy(x[None]), keep=True)
             pre = values[node.node].reshape(-1)[node.index]
             node = node.inactive if pre <= 0 else node.active
-    return node
 
 
 def assert_tree_sound(tree, graph, box, polytopes, samples=400, seed=0):

@@ -130,24 +130,29 @@ def test_record_attaches_the_clip_to_the_input_split_only():
     record.close(below, Closed("interval"))
     record.close(above, Closed("interval"))
     tree = record.build()
-    assert isinstance(tree, InputSplit) and tree.clip == clip
+    assert isinstance(tree, InputSplit) and tree.clips == (clip,)
     record = SearchRecord()
     record.clip(0, clip)
     for child in record.split_relu(0, "z", 0):
         record.close(child, Closed("interval"))
     with pytest.raises(ValueError, match="clipped, then split on a ReLU"):
         record.build()
-    record = SearchRecord()
+    record = SearchRecord()  # narrowed, bounded again, narrowed again, then closed
+    record.clip(0, clip)
+    record.clip(0, clip)
     record.close(0, Closed("interval"))
+    assert record.build() == Closed("interval", clips=(clip, clip))
     with pytest.raises(ValueError, match="already split or closed"):
         record.clip(0, clip)
 
 
 def test_certificates_refuse_a_clipped_tree():
     leaf = Closed("interval")
-    tree = InputSplit(0, 0.25, leaf, leaf, Clip(((0, UPPER, 0.5),), {}))
+    tree = InputSplit(0, 0.25, leaf, leaf, (Clip(((0, UPPER, 0.5),), {}),))
     with pytest.raises(CertificateError, match="clipping"):
         _lower_tree(tree, {}, None, {}, 1)
+    with pytest.raises(CertificateError, match="clipping"):
+        _lower_tree(Closed("interval", clips=tree.clips), {}, None, {}, 1)
     assert _lower_tree(ReluSplit("z", 0, leaf, leaf), {"z": 0}, None, {}, 1)["split"] == "relu"
 
 
@@ -155,9 +160,9 @@ def _has_clip(tree) -> bool:
     stack = [tree]
     while stack:
         node = stack.pop()
+        if isinstance(node, (InputSplit, Closed)) and node.clips:
+            return True
         if isinstance(node, InputSplit):
-            if node.clip is not None:
-                return True
             stack += [node.below, node.above]
     return False
 
