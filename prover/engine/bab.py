@@ -275,8 +275,9 @@ class _Search:
             leaves["lower"], leaves["upper"], bounds.A, bounds.c, self.rows, self.config.clip
         )
         index = torch.nonzero(clipped.moved).flatten()
-        before = (leaves["upper"] - leaves["lower"]).clamp(min=torch.finfo(torch.float64).tiny)
-        kept = ((clipped.upper - clipped.lower) / before).prod(dim=1)
+        before = leaves["upper"] - leaves["lower"]
+        share = (clipped.upper - clipped.lower) / torch.where(before > 0, before, 1.0)
+        kept = torch.where(before > 0, share, 1.0).prod(dim=1)  # fixed inputs count as kept
         again = clipped.moved & (kept < self.config.reclip)
         if not len(index):
             return again
