@@ -138,7 +138,10 @@ def prove(
         options = options.with_(certificate=str(certificate))
     if check is not None:
         options = options.with_(check=check)
+    from prover.engine.bab import resolve_device
     from prover.engine.verify import verify
+
+    resolve_device(options.device)  # a device that is not there is bad input, not UNKNOWN
 
     start = time.monotonic()
     graph = load(model, input_shape=_torch_input_shape(model, region))

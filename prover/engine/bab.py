@@ -115,7 +115,7 @@ class _Search:
     def __init__(self, graph, subproblem, options, deadline, check, config) -> None:
         self.graph, self.options, self.deadline, self.config = graph, options, deadline, config
         self.check = check or _default_check(graph, subproblem)
-        self.device = _device(options.device)
+        self.device = resolve_device(options.device)
         self.batch = config.batch if self.device.type == "cpu" else config.device_batch
         self.bounder = config.bounder or make_bounder(options.domains, options.alpha_steps)
         self.rows = Rows.stack(subproblem.unsafe, graph.output_size)
@@ -619,7 +619,7 @@ class _Search:
         return BabOutcome(Verdict.UNKNOWN, None, None, self._stats(), reason)
 
 
-def _device(name: str) -> torch.device:
+def resolve_device(name: str) -> torch.device:
     """The torch device bounding runs on (``Options.device``); a clear error when absent."""
     try:
         device = torch.device(name)

@@ -169,14 +169,19 @@ def test_box_points_stay_inside_and_half_of_them_visit_faces():
 
 
 def test_an_unavailable_device_is_a_clear_error():
-    from prover.engine.bab import _device
+    from prover import Box, OutputBounds, prove
+    from prover.engine.bab import resolve_device
     from prover.errors import ProverError
 
-    assert _device("cpu").type == "cpu"
+    assert resolve_device("cpu").type == "cpu"
     with pytest.raises(ProverError, match="only cpu and cuda"):
-        _device("meta")
+        resolve_device("meta")
     with pytest.raises(ProverError, match="unknown device"):
-        _device("gpu0")
+        resolve_device("gpu0")
     if not torch.cuda.is_available():
         with pytest.raises(ProverError, match="no CUDA device"):
-            _device("cuda")
+            resolve_device("cuda")
+        net = torch.nn.Sequential(torch.nn.Linear(2, 1))
+        box = Box(np.zeros(2), np.ones(2))
+        with pytest.raises(ProverError, match="no CUDA device"):  # not an UNKNOWN result
+            prove(net, OutputBounds(upper=[10.0]), box, device="cuda")
