@@ -237,10 +237,10 @@ def _lower_tree(
     stack = [(tree, root)]
     while stack:
         node, out = stack.pop()
+        if isinstance(node, (InputSplit, Closed)) and node.clips:
+            raise CertificateError(_CLIPPED)
         if isinstance(node, InputSplit):
             out.update(split="input", dim=int(node.dim), value=float.hex(float(node.value)))
-            if node.clips:
-                raise CertificateError(_CLIPPED)
             out["below"], out["above"] = {}, {}
             stack += [(node.below, out["below"]), (node.above, out["above"])]
         elif isinstance(node, ReluSplit):
@@ -250,8 +250,6 @@ def _lower_tree(
             out["inactive"], out["active"] = {}, {}
             stack += [(node.inactive, out["inactive"]), (node.active, out["active"])]
         elif isinstance(node, Closed):
-            if node.clips:
-                raise CertificateError(_CLIPPED)
             out.update(_leaf(node, relus, net, external, n_polys))
         else:
             raise CertificateError(f"not a proof tree node: {type(node).__name__}")

@@ -277,8 +277,8 @@ class _Search:
         index = torch.nonzero(clipped.moved).flatten()
         before = leaves["upper"] - leaves["lower"]
         share = (clipped.upper - clipped.lower) / torch.where(before > 0, before, 1.0)
-        kept = torch.where(before > 0, share, 1.0).prod(dim=1)  # fixed inputs count as kept
-        again = clipped.moved & (kept < self.config.reclip)
+        volume = torch.where(before > 0, share, 1.0).prod(dim=1)  # fixed inputs count as kept
+        again = clipped.moved & (volume < self.config.reclip)
         if not len(index):
             return again
         self.stats["clipped"] = self.stats.get("clipped", 0) + len(index)
@@ -300,9 +300,7 @@ class _Search:
         points = candidates(leaves["lower"], leaves["upper"], bounds, self.rows)
         k = points.shape[1]
         flat = points.reshape(-1, points.shape[-1])
-        with torch.no_grad():
-            y = semantics.run(self.graph, flat.reshape(-1, *self.shape))
-        score = violation(y.to(torch.float64), self.rows)
+        score = self._violation(flat)
         self.promise = score.reshape(-1, k).min(dim=1).values  # per leaf, for the order
         found = self._replay(flat, score)
         if found is None and self.config.samples > 0:
@@ -320,9 +318,7 @@ class _Search:
             self.rows,
             self.config.descent_steps,
         )
-        with torch.no_grad():
-            y = semantics.run(self.graph, moved.reshape(-1, *self.shape))
-        return self._replay(moved, violation(y.to(torch.float64), self.rows))
+        return self._replay(moved, self._violation(moved))
 
     def _sample(self, leaves: Leaves) -> np.ndarray | None:
         """Random points (:func:`falsify.box_points`, ``config.samples`` in all) in the
@@ -338,11 +334,15 @@ class _Search:
         lo, hi = leaves["lower"][best], leaves["upper"][best]
         per = max(1, samples // count)
         points = box_points(lo, hi, per, self.generator).reshape(-1, lo.shape[1])
-        with torch.no_grad():
-            y = semantics.run(self.graph, points.reshape(-1, *self.shape))
-        found = self._replay(points, violation(y.to(torch.float64), self.rows))
+        found = self._replay(points, self._violation(points))
         self.sampling += time.monotonic() - started
         return found
+
+    def _violation(self, points: torch.Tensor) -> torch.Tensor:
+        """How far each flat input's output is from the unsafe polytopes (<= 0: inside)."""
+        with torch.no_grad():
+            y = semantics.run(self.graph, points.reshape(-1, *self.shape))
+        return violation(y.to(torch.float64), self.rows)
 
     def _replay(self, points: torch.Tensor, score: torch.Tensor) -> np.ndarray | None:
         """Replay the points whose outputs lie in an unsafe polytope (score <= 0)."""
@@ -438,9 +438,7 @@ class _Search:
                 done[index[j]] = True
         self.stats["leaves"] += int(done.sum())
         if len(decision.points):
-            with torch.no_grad():
-                y = semantics.run(self.graph, decision.points.reshape(-1, *self.shape))
-            return done, self._replay(decision.points, violation(y.to(torch.float64), self.rows))
+            return done, self._replay(decision.points, self._violation(decision.points))
         return done, None
 
     def _push_probed(self, leaves, ok, scores, probe: LeafBounds, cand) -> None:

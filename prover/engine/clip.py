@@ -49,17 +49,14 @@ class Clipped:
 
     Attributes:
         lower, upper: ``(B, n)`` the clipped boxes (equal to the given ones where no step
-            moved a face).
-        empty: ``(B,)`` bool, boxes the steps would cut away entirely. The step that would
-            empty a box is not taken (its value stays NaN): a cut-away box is not closed
-            here, its bound or its children close it.
+            moved a face). A step that would cut a box away entirely is not taken, nor is
+            any after it: such a box is not closed here; its bound or its children close it.
         faces: ``(dim, side)`` of each step tried, in order (side ``UPPER`` or ``LOWER``).
         values: ``(F, B)`` the new face of each tried step, NaN where it did not move.
     """
 
     lower: torch.Tensor
     upper: torch.Tensor
-    empty: torch.Tensor
     faces: tuple[tuple[int, int], ...]
     values: torch.Tensor
 
@@ -119,7 +116,7 @@ def clip_boxes(
                 empty |= gone
                 faces.append((dim, side))
                 values.append(torch.where(moved, value, torch.full_like(value, torch.nan)))
-    return Clipped(lo, hi, empty, tuple(faces), torch.stack(values))
+    return Clipped(lo, hi, tuple(faces), torch.stack(values))
 
 
 def _step(lo, hi, A, c, d, spans, finite, dim: int, side: int, g: float) -> torch.Tensor:

@@ -4,8 +4,9 @@ A proof of "no unsafe polytope is reachable from the box" is a tree:
 
 * :class:`InputSplit` splits the box on input dimension ``dim`` at ``value`` into
   ``below`` (x[dim] <= value) and ``above`` (x[dim] >= value); together they cover it.
-  With a :class:`Clip`, the box is first narrowed by moving faces whose cut-away slabs
-  the node's linear bounds exclude; the halves then cover the narrowed box.
+  With ``clips`` (:class:`Clip`), the box is first narrowed by moving faces whose
+  cut-away slabs the node's linear bounds exclude; the halves then cover the narrowed
+  box. A :class:`Closed` leaf with ``clips`` is closed on its narrowed box.
 * :class:`ReluSplit` splits on the phase of one ReLU neuron (``node`` is the name of the
   ReLU node's *input* value, ``index`` the flat neuron index): ``inactive`` assumes the
   pre-activation <= 0, ``active`` assumes >= 0; together they cover every input.
@@ -32,7 +33,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Clip:
-    """Faces of a node's box moved before it is split (:mod:`prover.engine.clip`).
+    """Faces of a node's box moved before it is split or closed (:mod:`prover.engine.clip`).
 
     ``steps`` are ``(dim, side, value)`` in order (side +1: the upper face of ``dim`` moves
     down to ``value``; -1: the lower face moves up); each slab cut away is excluded, for
