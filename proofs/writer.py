@@ -154,7 +154,7 @@ def encode_array(array: np.ndarray, compact: bool = False) -> Any:
     """Encode a float64 vector as hex strings, or compactly (bits when all are 0 or 1)."""
     flat = np.asarray(array, dtype=np.float64).reshape(-1)
     if not np.isfinite(flat).all():
-        raise ValueError("cannot encode NaN or Inf")
+        raise CertificateError("cannot encode NaN or Inf in a certificate")
     if compact and np.all((flat == 0.0) | (flat == 1.0)):
         packed = np.packbits(flat.astype(np.uint8)).tobytes()
         return {"bits": base64.b64encode(packed).decode("ascii"), "n": int(flat.size)}

@@ -356,10 +356,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from prover.runtime import tune_allocator
 
         tune_allocator()
-    if args.threads > 0 and args.command in ("prove", "bounds", "vnncomp"):
-        import torch
+        if args.threads > 0:
+            import torch
 
-        torch.set_num_threads(args.threads)
+            torch.set_num_threads(args.threads)
     try:
         return int(args.func(args))
     except ProverError as exc:

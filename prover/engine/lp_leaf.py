@@ -22,10 +22,9 @@ The float LP is never trusted: the multipliers are handed to
 every polytope by one row (or the domain shows the region empty). Anything else leaves
 the leaf open (the caller falls back to input splitting).
 
-Solver: ``scipy.optimize.linprog(method="highs")`` when scipy imports (it is installed
-with cvxpy, and calls HiGHS directly with dense data and returns the duals as
-``ineqlin.marginals`` without cvxpy's problem-compilation overhead per leaf); otherwise
-cvxpy with its HIGHS solver.
+Solver: ``scipy.optimize.linprog(method="highs")`` (scipy is a dependency): it calls
+HiGHS directly with dense data and returns the duals as ``ineqlin.marginals``, without
+cvxpy's problem-compilation overhead per leaf.
 """
 
 from __future__ import annotations
@@ -38,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy import optimize
 
 from prover.engine.leaves import Rows, close_mask
 from prover.engine.proof import Closed
@@ -67,17 +67,6 @@ class LeafDecision:
     lps: int = 0
 
 
-def solver_available() -> bool:
-    """Whether an LP solver (scipy's HiGHS, or cvxpy with HIGHS) can be imported."""
-    for name in ("scipy.optimize", "cvxpy"):
-        try:
-            importlib.import_module(name)
-            return True
-        except ImportError:
-            continue
-    return False
-
-
 def _phase_one(G: np.ndarray, e: np.ndarray, lo: np.ndarray, hi: np.ndarray):
     """``max t`` s.t. ``(G x + e) / w >= t``, ``lo <= x <= hi``, ``t <= 1``.
 
@@ -93,31 +82,13 @@ def _phase_one(G: np.ndarray, e: np.ndarray, lo: np.ndarray, hi: np.ndarray):
     cost = np.zeros(n + 1)
     cost[-1] = -1.0
     bounds = [(float(a), float(c)) for a, c in zip(lo, hi, strict=True)] + [(None, 1.0)]
-    try:
-        optimize = importlib.import_module("scipy.optimize")
-    except ImportError:
-        return _phase_one_cvxpy(A, b, lo, hi, w)
+    if not (np.isfinite(A).all() and np.isfinite(b).all()):
+        return None  # linprog refuses NaN or Inf: the leaf stays open
     res = optimize.linprog(cost, A_ub=A, b_ub=b, bounds=bounds, method="highs")
     if res.status != 0 or res.x is None or getattr(res, "ineqlin", None) is None:
         return None
     lam = np.clip(-np.asarray(res.ineqlin.marginals, dtype=np.float64), 0.0, None)
     return float(res.x[-1]), np.asarray(res.x[:-1]), lam / w
-
-
-def _phase_one_cvxpy(A, b, lo, hi, w):
-    cp = importlib.import_module("cvxpy")
-    v = cp.Variable(A.shape[1])
-    cons = [A @ v <= b, v[:-1] >= lo, v[:-1] <= hi, v[-1] <= 1.0]
-    prob = cp.Problem(cp.Maximize(v[-1]), cons)
-    try:
-        prob.solve(solver="HIGHS")
-    except Exception as exc:  # solver missing or failed: the leaf stays open
-        log.debug("lp leaf: cvxpy failed: %s", exc)
-        return None
-    if prob.status != "optimal" or cons[0].dual_value is None:
-        return None
-    lam = np.clip(np.asarray(cons[0].dual_value, dtype=np.float64), 0.0, None)
-    return float(v.value[-1]), np.asarray(v.value[:-1]), lam / w
 
 
 def _maps(analysis, graph: Graph, names: list[str], C: torch.Tensor):
@@ -199,8 +170,6 @@ def decide_leaves(
         engine = importlib.import_module("domains.linear.engine")
         api = importlib.import_module("domains.linear.api")
     except ImportError:
-        return None
-    if not solver_available():
         return None
     names = list(splits)
     lower, upper = lower.to(torch.float64), upper.to(torch.float64)
