@@ -2,9 +2,10 @@
 
 Every slope vector in [0, 1] gives a sound bound (``relax.relu``), so any iterate of any
 optimiser is sound; the optimiser only decides how tight. We run projected Adam on the
-sum over rows of the lower bounds of ``C y``, separately for every box of the batch (the
-boxes do not interact, so one summed loss gives each box its own gradient), and keep per
-box the iterate with the best objective. The returned bounds are exactly the bounds of
+sum over rows of the lower bounds of ``C y`` (or, given :class:`Margins`, on what decides
+a disjunction of polytopes: each polytope's best row), separately for every box of the
+batch (the boxes do not interact, so one summed loss gives each box its own gradient),
+and keep per box the iterate with the best objective. The returned bounds are exactly the bounds of
 the returned slopes (a replay with them reproduces them); the first iterate is the
 starting slopes, so the result is never worse than plain CROWN with those slopes.
 Intermediate bounds stay those of the heuristic slopes.
@@ -16,6 +17,7 @@ With ``beta``, the Lagrange multipliers of the ReLU split constraints (beta-CROW
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 
@@ -49,6 +51,31 @@ class _Adam:
             m_hat = m / (1 - b1**self.t)
             v_hat = v / (1 - b2**self.t)
             p.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps)).clamp_(lo, hi)
+
+
+@dataclass(frozen=True)
+class Margins:
+    """An objective for the slopes that matches the closing rule of a disjunction.
+
+    A polytope ``{y: C_p y <= d_p}`` is unreachable on a box as soon as one of its rows
+    has ``lower > d``; so what counts per polytope is its best row's margin ``lower -
+    d``, and only while it is not positive (an excluded polytope needs nothing more).
+    The objective per box is ``sum_p min(0, max_{r in p} (lower_r - d_r))``: the sum of
+    the rows' bounds instead spreads the slopes' effort over rows that cannot close.
+
+    Attributes:
+        d: ``(m,)`` right-hand sides of the stacked rows of ``C``.
+        spans: ``(start, end)`` row range of each polytope.
+    """
+
+    d: torch.Tensor
+    spans: tuple[tuple[int, int], ...]
+
+    def objective(self, lower: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` the objective of ``(B, m)`` bounds (-inf where one is not finite)."""
+        gap = torch.where(torch.isfinite(lower), lower - self.d.to(lower), -torch.inf)
+        best = torch.stack([gap[:, s:e].max(dim=1).values for s, e in self.spans], dim=1)
+        return best.clamp(max=0.0).sum(dim=1)
 
 
 def _start(analysis, lam, init, init_betas, beta):
@@ -86,6 +113,7 @@ def optimise(
     init: Mapping[str, torch.Tensor] | None = None,
     beta: bool = False,
     init_betas: Mapping[str, torch.Tensor] | None = None,
+    margins: Margins | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Optimise the ReLU lower slopes (and split multipliers) for ``lam . v(start)``.
 
@@ -99,6 +127,7 @@ def optimise(
             adaptive heuristic.
         beta: also optimise one multiplier per (box, row, split neuron), from 0.
         init_betas: warm-start multipliers (ReLU input name -> ``(B, m, n)``).
+        margins: optimise :meth:`Margins.objective` instead of the sum of the bounds.
 
     Returns:
         ``(lower (B, m), slopes {name: (B, n)}, betas {name: (B, m, n)})``: the bounds
@@ -120,10 +149,11 @@ def optimise(
             analysis.set_slopes(params)
             lower = analysis.lower_bound(start, lam, betas=mults)
             finite = torch.isfinite(lower)
-            objective = torch.where(finite, lower, torch.zeros_like(lower)).sum(1)
-            objective = torch.where(
-                finite.all(1), objective, torch.full_like(objective, float("-inf"))
-            )
+            if margins is None:
+                raw = torch.where(finite, lower, torch.zeros_like(lower)).sum(1)
+            else:
+                raw = margins.objective(lower)
+            objective = torch.where(finite.all(1), raw, torch.full_like(raw, float("-inf")))
         with torch.no_grad():
             if best_lower is None:
                 best_lower, best_obj = lower.detach().clone(), objective.detach().clone()
@@ -141,7 +171,7 @@ def optimise(
                     )
         if step == steps or optimiser is None:
             break
-        loss = -torch.where(finite, lower, torch.zeros_like(lower)).sum()
+        loss = -torch.where(torch.isfinite(raw), raw, 0.0).sum()
         grads = torch.autograd.grad(loss, tensors, allow_unused=True)
         optimiser.step(grads)
     analysis.set_slopes(best["slopes"])

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from domains import Domain
-from domains.linear.alpha import optimise
+from domains.linear.alpha import Margins, optimise
 from domains.linear.element import LinearBoundResult
 from domains.linear.engine import ROW_CHUNK_ELEMENTS, Analysis
 from domains.linear.floats import down, graph_gamma, inflate, rowdot
@@ -77,6 +77,7 @@ def linear_bounds(
     beta: bool = False,
     betas: Mapping[str, torch.Tensor] | None = None,
     final: Collection[str] = (),
+    margins: Margins | None = None,
 ) -> LinearBoundResult:
     """Sound lower bounds of ``C @ flatten(y)`` over a batch of boxes, by back-substitution.
 
@@ -101,6 +102,8 @@ def linear_bounds(
         final: names of ``intermediate`` values whose given bounds are used as they are
             (no back-substitution to tighten them; e.g. the bounds a previous call
             computed on the same region). Sound: the given bounds hold on the region.
+        margins: with ``alpha_steps > 0``, optimise the slopes for the closing rule of
+            these polytopes (each one's best row) instead of the sum of the rows' bounds.
 
     Returns:
         A :class:`LinearBoundResult`.
@@ -137,6 +140,7 @@ def linear_bounds(
             coeffs=return_coefficients,
             beta=(beta, _chunk(betas, start, start + size)),
             final=frozenset(final),
+            margins=margins,
         )
         for start in range(0, batch, size)
     ]
@@ -173,6 +177,7 @@ def _one(
     coeffs,
     beta,
     final,
+    margins,
 ):
     analysis = Analysis(graph, lower, upper, splits=splits, intermediate=intermediate, final=final)
     batch = analysis.batch
@@ -188,6 +193,7 @@ def _one(
             init=slopes,
             beta=use_beta,
             init_betas=given_betas,
+            margins=margins,
         )
     else:
         used = analysis.heuristic_slopes()

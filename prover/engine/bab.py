@@ -11,8 +11,10 @@ with one bounder call (CROWN from ``domains.linear`` when available), and then:
    exceeds its ``d``, or whose split constraints are infeasible. Polytopes are handled
    **jointly**: one search tree, and a leaf closes when all polytopes are excluded on
    it (each polytope's excluding row is recorded as evidence);
-2. in ReLU mode (alpha "auto"), re-bounds the leaves still open with optimised slopes
-   (alpha-CROWN), when the estimated cost fits the time left;
+2. re-bounds the leaves still open with optimised slopes (alpha-CROWN, ``config.alpha``),
+   when the estimated cost fits the time left: the objective is each unsafe polytope's
+   best row (``config.alpha_objective``); children inherit the slopes, so in input mode
+   a few steps per leaf continue the optimisation down the tree;
 3. in input mode, narrows the boxes of the leaves still open by moving faces whose
    slabs the leaf's linear bounds exclude (:mod:`prover.engine.clip`, ``config.clip``;
    the split that follows records the narrowing, :class:`proof.Clip`);
@@ -133,6 +135,8 @@ class _Search:
         self.alpha = self.bounder.supports_alpha and (
             config.alpha == "on" or (config.alpha == "auto" and self.mode == "relu")
         )
+        self.alpha_steps = config.input_alpha_steps if self.mode == "input" else None
+        self.margins = self.rows.margins() if config.alpha_objective == "margins" else None
         zero = torch.zeros(1, dtype=torch.int64)
         root = {"lower": root_lo, "upper": root_hi, "ids": zero, "depth": zero.clone()}
         self.sizes: list[int] = []
@@ -213,9 +217,14 @@ class _Search:
         extra: dict[str, Any] = {}
         known = leaves.intermediate()
         if getattr(self.bounder, "supports_reuse", False):
-            warm = leaves.slopes() if alpha else None
+            warm = leaves.slopes()
             if warm:
-                extra["slopes"] = warm  # the parent's slopes start the optimisation
+                # The parent's slopes: the plain pass bounds with them, the alpha pass
+                # starts from them (in input mode its few steps continue the parent's).
+                extra["slopes"] = warm
+            if alpha:
+                extra["steps"] = self.alpha_steps
+                extra["margins"] = self.margins
             if final and known:
                 extra["final"] = tuple(known)  # computed on these very leaves: use as is
             elif known and LAST in leaves.t and len(leaves):

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 import domains
+from domains.linear.alpha import Margins
 from prover.errors import ProverError
 from prover.ir import ops
 from prover.ir.graph import Graph
@@ -110,8 +111,9 @@ class LinearBounder:
 
     supports_splits = True
     supports_alpha = True
-    #: ``bound`` also takes ``slopes`` (warm start) and ``final`` (intermediate bounds
-    #: used as given); see ``domains.linear.api.linear_bounds``.
+    #: ``bound`` also takes ``slopes`` (warm start), ``final`` (intermediate bounds
+    #: used as given), ``steps`` (Adam steps of an alpha pass, instead of the bounder's
+    #: own) and ``margins`` (the alpha objective); see ``domains.linear.api.linear_bounds``.
     supports_reuse = True
     rule = "linear"
 
@@ -134,8 +136,10 @@ class LinearBounder:
         intermediate=None,
         slopes=None,
         final=(),
+        steps=None,
+        margins=None,
     ) -> LeafBounds:
-        steps = self.alpha_steps if alpha else 0
+        steps = (self.alpha_steps if steps is None else steps) if alpha else 0
         result = self._linear_bounds(
             graph,
             lower,
@@ -148,6 +152,7 @@ class LinearBounder:
             alpha_steps=steps,
             intermediate=intermediate,
             return_coefficients=True,
+            margins=margins,
         )
         A = result.coefficients
         if A is not None:
@@ -210,6 +215,10 @@ class Rows:
         C = torch.from_numpy(np.concatenate([p.C for p in polytopes]).astype(np.float64))
         d = torch.from_numpy(np.concatenate([p.d for p in polytopes]).astype(np.float64))
         return Rows(C, d, tuple(spans))
+
+    def margins(self) -> Margins:
+        """The slope-optimisation objective that matches :func:`close_mask`."""
+        return Margins(self.d, self.spans)
 
 
 def close_mask(lower: torch.Tensor, rows: Rows) -> tuple[torch.Tensor, torch.Tensor]:

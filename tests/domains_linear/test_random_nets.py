@@ -7,6 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domains.linear.alpha import Margins
 from domains.linear.api import bound_linear, bound_outputs, linear_bounds
 from prover.semantics import run
 
@@ -78,6 +79,40 @@ def test_alpha_at_least_crown_and_direct_at_least_combined(h, net, policy):
         assert (plain.lower >= combined - tol).all()
     direct = bound_linear(graph, lower, upper, C)
     assert (direct >= plain.lower).all() and (values >= direct.unsqueeze(1)).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(nets)
+def test_alpha_for_margins_is_sound_and_never_worse_on_its_objective(h, net):
+    """Slopes optimised for two polytopes' best rows: the bounds stay sound on samples,
+    are those of the returned slopes, and the objective is never below plain CROWN's."""
+    seed, widths, width = net
+    rng, graph, lower, upper = _setup(h, seed, widths, width)
+    C = torch.tensor(rng.normal(size=(4, widths[-1])))
+    margins = Margins(torch.tensor(rng.normal(size=4)), ((0, 3), (3, 4)))
+    values = h.outputs(graph, h.samples(lower, upper, 500, rng)) @ C.T
+    plain = linear_bounds(graph, lower, upper, C)
+    alpha = linear_bounds(graph, lower, upper, C, alpha_steps=6, margins=margins)
+    assert (values >= alpha.lower.unsqueeze(1)).all()
+    tol = _tol(plain.lower, margins.d)
+    assert (margins.objective(alpha.lower) >= margins.objective(plain.lower) - tol).all()
+    replay = linear_bounds(graph, lower, upper, C, slopes=alpha.slopes)
+    assert torch.allclose(replay.lower, alpha.lower, rtol=0, atol=tol)
+
+
+def test_margins_objective_counts_each_open_polytope_by_its_best_row():
+    margins = Margins(torch.tensor([0.0, 1.0, 0.5]), ((0, 2), (2, 3)))
+    lower = torch.tensor(
+        [
+            [-2.0, 0.5, 0.0],  # best rows: -0.5 (row 1 against d 1) and -0.5
+            [3.0, -9.0, 2.0],  # both polytopes excluded: nothing left to gain
+            [float("nan"), float("-inf"), 1.0],  # first polytope has no finite row
+        ],
+        dtype=torch.float64,
+    )
+    objective = margins.objective(lower)
+    assert objective[:2].tolist() == [-1.0, 0.0]
+    assert objective[2] == float("-inf")
 
 
 @settings(max_examples=30, deadline=None)
