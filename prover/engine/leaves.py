@@ -49,6 +49,10 @@ class LeafBounds:
             ``(B, n)`` over each leaf, or None.
         relu_coefficients: ``{relu input name: (B, m, n)}`` coefficients of each ReLU's
             output in the bound of every row (for branching), or None.
+        guide_slopes: the slopes of the bound that ``A`` and ``c`` come from, when that
+            is not ``slopes`` (input mode after an alpha pass: the children inherit the
+            optimised ``slopes``, while splits and clips follow the plain pass's ``A x +
+            c``, and a clip's record cites the slopes that justify it); else None.
     """
 
     lower: torch.Tensor
@@ -58,6 +62,7 @@ class LeafBounds:
     slopes: dict[str, torch.Tensor] | None = None
     intermediate: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
     relu_coefficients: dict[str, torch.Tensor] | None = None
+    guide_slopes: dict[str, torch.Tensor] | None = None
 
 
 class Bounder(Protocol):
