@@ -151,13 +151,21 @@ def write_certificate(
 
 
 def encode_array(array: np.ndarray, compact: bool = False) -> Any:
-    """Encode a float64 vector as hex strings, or compactly (bits when all are 0 or 1)."""
+    """Encode a float64 vector as hex strings, or compactly (bits when at least half the
+    entries are 0 or 1, with the others listed apart; else base64 float64)."""
     flat = np.asarray(array, dtype=np.float64).reshape(-1)
     if not np.isfinite(flat).all():
         raise CertificateError("cannot encode NaN or Inf in a certificate")
-    if compact and np.all((flat == 0.0) | (flat == 1.0)):
-        packed = np.packbits(flat.astype(np.uint8)).tobytes()
-        return {"bits": base64.b64encode(packed).decode("ascii"), "n": int(flat.size)}
+    binary = (flat == 0.0) | (flat == 1.0)
+    if compact and 2 * int((~binary).sum()) <= flat.size:
+        # Mostly 0 and 1 (the slopes of stable ReLUs): bits, and the other entries apart.
+        packed = np.packbits(np.where(binary, flat, 0.0).astype(np.uint8)).tobytes()
+        out = {"bits": base64.b64encode(packed).decode("ascii"), "n": int(flat.size)}
+        if not binary.all():
+            at = np.flatnonzero(~binary).astype("<u4").tobytes()
+            out["at"] = base64.b64encode(at).decode("ascii")
+            out["f64le"] = base64.b64encode(flat[~binary].astype("<f8").tobytes()).decode()
+        return out
     if compact:
         return {"f64le": base64.b64encode(flat.astype("<f8").tobytes()).decode("ascii")}
     return [float.hex(float(v)) for v in flat]

@@ -35,12 +35,14 @@ def parse_float(value: Any, where: str) -> float:
 
 
 def parse_array(value: Any, where: str, size: int | None = None) -> np.ndarray:
-    """Decode a float64 vector: hex strings, ``{"f64le": base64}`` or ``{"bits", "n"}``."""
+    """Decode a float64 vector: hex strings, ``{"f64le": base64}``, ``{"bits", "n"}``, or
+    ``{"bits", "n", "at", "f64le"}`` (bits, with the entries at the increasing uint32
+    positions ``at`` replaced by the float64 values)."""
     if isinstance(value, list):
         array = np.array([parse_float(v, f"{where}[{i}]") for i, v in enumerate(value)], float)
     elif not isinstance(value, dict):
         raise Malformed(f"{where}: expected an array of numbers")
-    elif set(value) == {"bits", "n"}:
+    elif set(value) in ({"bits", "n"}, {"bits", "n", "at", "f64le"}):
         n = parse_int(value["n"], f"{where}.n", 0)
         raw = _base64(value["bits"], where)
         if len(raw) != (n + 7) // 8:
@@ -49,17 +51,34 @@ def parse_array(value: Any, where: str, size: int | None = None) -> np.ndarray:
         if bits[n:].any():
             raise Malformed(f"{where}: padding bits must be zero")
         array = bits[:n].astype(np.float64)
+        if "at" in value:
+            raw = _base64(value["at"], where)
+            at = np.frombuffer(raw[: len(raw) - len(raw) % 4], dtype="<u4").astype(np.int64)
+            values = _float64s(value["f64le"], where)
+            if len(raw) % 4 or at.size != values.size or (at.size and at[-1] >= n):
+                raise Malformed(f"{where}: 'at' must hold one position below n per value")
+            if (np.diff(at) <= 0).any():
+                raise Malformed(f"{where}: positions in 'at' must increase")
+            array[at] = values
     elif set(value) == {"f64le"}:
-        raw = _base64(value["f64le"], where)
-        if len(raw) % 8:
-            raise Malformed(f"{where}: {len(raw)} bytes is not a whole number of float64")
-        array = np.frombuffer(raw, dtype="<f8").astype(np.float64)
-        if not np.isfinite(array).all():
-            raise Malformed(f"{where}: NaN or Inf in array")
+        array = _float64s(value["f64le"], where)
     else:
-        raise Malformed(f"{where}: an encoded array is {{'f64le': base64}} or {{'bits', 'n'}}")
+        raise Malformed(
+            f"{where}: an encoded array is {{'f64le'}}, {{'bits', 'n'}} or "
+            "{'bits', 'n', 'at', 'f64le'}"
+        )
     if size is not None and array.size != size:
         raise Malformed(f"{where}: expected {size} numbers, got {array.size}")
+    return array
+
+
+def _float64s(text: Any, where: str) -> np.ndarray:
+    raw = _base64(text, where)
+    if len(raw) % 8:
+        raise Malformed(f"{where}: {len(raw)} bytes is not a whole number of float64")
+    array = np.frombuffer(raw, dtype="<f8").astype(np.float64)
+    if not np.isfinite(array).all():
+        raise Malformed(f"{where}: NaN or Inf in array")
     return array
 
 

@@ -147,7 +147,13 @@ class _Search:
                 root[("split", name)] = torch.zeros((1, size), dtype=torch.int8)
         self.open = Leaves(root)
         self.record = SearchRecord()
-        self.stats = {"leaves": 0, "max_depth": 0, "domain_calls": 0, "bounded": 0}
+        self.stats = {
+            "leaves": 0,
+            "max_depth": 0,
+            "domain_calls": 0,
+            "bounded": 0,
+            "alpha_bounded": 0,
+        }
         self.stuck = 0
         self.cost: dict[bool, float] = {}  # seconds per bounded leaf, plain / alpha
         self.replays = 0
@@ -184,6 +190,13 @@ class _Search:
         self.open = self.open.take(~pick)
         return chosen
 
+    def _alpha_now(self) -> bool:
+        """Whether this round has an alpha pass: in input mode only once the search has
+        bounded ``config.input_alpha_after`` leaves (most instances end before)."""
+        if not self.alpha:
+            return False
+        return self.mode != "input" or self.stats["bounded"] >= self.config.input_alpha_after
+
     def _affordable(self, alpha: bool, passes: int = 1) -> int:
         """How many leaves one bounder call can take before the deadline (estimated).
 
@@ -196,13 +209,15 @@ class _Search:
         if cost is None:
             return self.batch if left > 0 else 0
         total = passes * cost
-        if not alpha and self.alpha:
+        if not alpha and self._alpha_now():
             total += self.cost.get(True, 0.0)
         return max(0, int(left / (1.25 * total)))
 
     def _bound(self, leaves: Leaves, alpha: bool, final: bool = False) -> LeafBounds:
         self.stats["domain_calls"] += 1
         self.stats["bounded"] += len(leaves)
+        if alpha:
+            self.stats["alpha_bounded"] += len(leaves)
         n = len(leaves)
         started = time.monotonic()
         try:
@@ -217,10 +232,12 @@ class _Search:
         extra: dict[str, Any] = {}
         known = leaves.intermediate()
         if getattr(self.bounder, "supports_reuse", False):
-            warm = leaves.slopes()
+            # The parent's slopes start the alpha pass (in input mode its few steps go on
+            # from the parent's). The plain pass keeps the heuristic slopes, which adapt to
+            # the leaf's own intermediate bounds: with the parent's, ACAS Xu 3_7 property 1
+            # needed 3,212 closed leaves instead of 653.
+            warm = leaves.slopes() if alpha else None
             if warm:
-                # The parent's slopes: the plain pass bounds with them, the alpha pass
-                # starts from them (in input mode its few steps continue the parent's).
                 extra["slopes"] = warm
             if alpha:
                 extra["steps"] = self.alpha_steps
@@ -549,7 +566,7 @@ class _Search:
         bounds = self._bound(leaves, alpha=False)
         closed, excluded = self._close(leaves, bounds)
         unclosed = int((~closed).sum())
-        if self.alpha and unclosed and unclosed <= self._affordable(True):
+        if self._alpha_now() and unclosed and unclosed <= self._affordable(True):
             keep = ~closed
             leaves, bounds, excluded = restrict(leaves, bounds, excluded, keep)
             final = bool(bounds.intermediate) and self.config.reuse_intermediate

@@ -31,7 +31,15 @@ class BabConfig:
             ``Options.alpha_steps``). Few suffice: children start from the parent's
             slopes, so the optimisation goes on down the tree. ACAS Xu 3_3 property 2
             (measured on a 2-core CPU): undecided after 1,000 s without the pass; 1 step
-            ~27 s, 3 steps ~28 s, 10 steps ~75 s (sum objective, no warm plain pass).
+            ~27 s, 3 steps ~28 s, 10 steps ~75 s (sum objective; with the final code and
+            3 steps ~20 s).
+        input_alpha_after: in input mode, the alpha pass starts once the search has
+            bounded this many leaves. On the 30-instance ACAS Xu sample of ``peers.md``,
+            every instance but 4_2 property 2 ends within about 4,000 bounded leaves, and
+            there the pass cost 30-100% more time for at most a few percent fewer leaves;
+            on the hard instances (4_2 and 3_3 property 2) it decides (starting after
+            2,048 / 4,096 / 8,192 bounded leaves: 3_3 property 2 closed 7,716 / 9,008 /
+            10,708 leaves).
         alpha_objective: what the slopes are optimised for: "margins" (each unsafe
             polytope's best row, the closing rule; ``domains.linear.alpha.Margins``) or
             "sum" (the sum of all rows' bounds).
@@ -57,10 +65,9 @@ class BabConfig:
             stack holds less than a batch).
         reuse_intermediate: children inherit the parent's pre-activation bounds (the
             bounder intersects them with its own; costs memory per open leaf).
-        warm_slopes: with alpha, children inherit the parent's ReLU lower slopes; the
-            plain pass bounds with them and the alpha pass starts from them (the bound
-            stays sound for any slopes in [0, 1]; the slopes actually used are recorded
-            as evidence).
+        warm_slopes: with alpha, children inherit the parent's ReLU lower slopes, which
+            start their alpha pass (the bound stays sound for any slopes in [0, 1]; the
+            slopes actually used are recorded as evidence).
         relu_heuristic: ReLU-split scores, "babsr" (the split's estimated effect on the
             open rows' bounds, from the back-substitution coefficients) or "intercept"
             (the relaxation's looseness alone); see :func:`branching.relu_scores`.
@@ -88,6 +95,7 @@ class BabConfig:
     max_depth: int = 400
     alpha: str = "on"
     input_alpha_steps: int = 3
+    input_alpha_after: int = 4096
     alpha_objective: str = "margins"
     checks_per_round: int = 8
     descent_points: int = 32
@@ -118,8 +126,9 @@ class BabOutcome:
         verdict: HOLDS (tree given), VIOLATED (counterexample given) or UNKNOWN.
         counterexample: a replayed input of shape ``graph.input_shape``, or None.
         tree: the proof tree when HOLDS, else None.
-        stats: leaves (closed), max_depth, domain_calls, bounded (leaves bounded),
-            time (seconds), mode, method.
+        stats: leaves (closed), max_depth, domain_calls, bounded (leaves bounded, in
+            all passes), alpha_bounded (of which in alpha passes), time (seconds), mode,
+            method.
         reason: why it is UNKNOWN, or a short description.
     """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from fractions import Fraction
 
@@ -17,7 +18,7 @@ from proofs.checker import arith, rules
 from proofs.checker.encoding import Malformed, parse_array, parse_float
 from proofs.checker.model import read_model
 from proofs.checker.vnnlib import parse_vnnlib
-from proofs.writer import evaluate_network
+from proofs.writer import encode_array, evaluate_network
 
 
 def mlp_bytes(weights: list[tuple[np.ndarray, np.ndarray]], style: str = "gemm") -> bytes:
@@ -149,6 +150,46 @@ def test_number_encodings_are_strict():
     with pytest.raises(Malformed):
         parse_array({"f64le": "AAAAAAAA8H8="}, "a")  # +inf
     assert parse_array({"f64le": "AAAAAAAA8D8="}, "a").tolist() == [1.0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0)), min_size=0, max_size=40)
+)
+def test_slope_vectors_round_trip_through_every_compact_encoding(values):
+    """Mostly 0/1 vectors (stable ReLUs' slopes) are bits with the other entries apart;
+    the checker decodes every encoding to the very same float64 values."""
+    array = np.array(values, dtype=np.float64)
+    encoded = encode_array(array, compact=True)
+    if 2 * int(((array != 0.0) & (array != 1.0)).sum()) <= array.size:
+        assert "bits" in encoded
+    assert np.array_equal(parse_array(encoded, "a"), array)  # -0.0 may come back as 0.0
+    assert np.array_equal(parse_array(encode_array(array), "a"), array)
+
+
+def test_positions_of_the_entries_apart_from_the_bits_are_checked():
+    good = encode_array(np.array([0.0, 0.25, 1.0, 1.0, 0.5]), compact=True)
+    assert set(good) == {"bits", "n", "at", "f64le"}
+    as_u4 = {
+        name: base64.b64encode(np.array(v, "<u4").tobytes()).decode()
+        for name, v in [
+            ("beyond", [1, 5]),
+            ("unordered", [4, 1]),
+            ("repeated", [1, 1]),
+            ("one", [1]),
+        ]
+    }
+    for name, at in as_u4.items():
+        with pytest.raises(Malformed, match="'at'"):
+            parse_array({**good, "at": at}, name)
+    with pytest.raises(Malformed):
+        parse_array({**good, "at": good["at"][:-4] + "AA=="}, "truncated")
+    with pytest.raises(Malformed):
+        parse_array(
+            {**good, "f64le": base64.b64encode(np.array([0.5, np.nan]).tobytes()).decode()}, "nan"
+        )
+    with pytest.raises(Malformed):
+        parse_array({"bits": good["bits"], "n": good["n"], "at": good["at"]}, "no values")
 
 
 def test_vnnlib_reader_agrees_with_the_importer_on_the_benchmarks():

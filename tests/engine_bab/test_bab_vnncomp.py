@@ -142,9 +142,9 @@ def test_acasxu_with_library_crown(onnx, vnnlib):
 def test_alpha_pass_decides_the_hard_part_of_acasxu_3_3_property_2():
     """ACAS Xu 3_3 property 2 (unsat) restricted to the part of its box where the search
     without the alpha pass spends its time (plain CROWN with the heuristic slopes left
-    over 9,000 leaves open there after 375,000 bounded ones). The alpha pass, whose
-    children start from their parent's slopes, closes it in a few dozen bounded leaves:
-    HOLDS, with a tree that is sound on samples and uses optimised slopes."""
+    over 9,000 leaves open there after 375,000 bounded ones). The alpha pass from the
+    first round on, whose children start from their parent's slopes, closes it in a few
+    dozen bounded leaves: HOLDS, with a tree that is sound on samples."""
     path = ROOT / "acasxu/onnx/ACASXU_run2a_3_3_batch_2000.onnx"
     graph = load_onnx(str(path))
     spec = VNNLib(ROOT / "acasxu/vnnlib/prop_2.vnnlib")
@@ -154,8 +154,24 @@ def test_alpha_pass_decides_the_hard_part_of_acasxu_3_3_property_2():
     upper = np.minimum(sub.box.upper.reshape(-1), [hi for _, hi in part])
     box = Box(lower.reshape(sub.box.lower.shape), upper.reshape(sub.box.upper.shape))
     part_sub = Subproblem(box, sub.unsafe)
-    out = branch_and_bound(graph, part_sub, Options(), time.monotonic() + 120)
+    config = BabConfig(input_alpha_after=0)
+    out = branch_and_bound(graph, part_sub, Options(), time.monotonic() + 120, config=config)
     assert out.verdict is Verdict.HOLDS, out.reason
-    assert out.stats["method"] == "crown+alpha"
-    assert out.stats["bounded"] < 1000, out.stats
+    assert 0 < out.stats["alpha_bounded"] < out.stats["bounded"] < 1000, out.stats
     assert_tree_sound(out.tree, graph, box, sub.unsafe, samples=400)
+
+
+def test_alpha_pass_waits_for_input_alpha_after_bounded_leaves():
+    """ACAS Xu 1_1 property 2 (unsat) ends within a few hundred bounded leaves: by
+    default (``input_alpha_after`` 4,096) without any alpha pass; with 0, it has some."""
+    graph = load_onnx(str(ROOT / "acasxu/onnx/ACASXU_run2a_1_1_batch_2000.onnx"))
+    (sub,) = VNNLib(ROOT / "acasxu/vnnlib/prop_2.vnnlib").subproblems(
+        graph.input_shape, graph.output_size
+    )
+    counts = []
+    for config in (BabConfig(), BabConfig(input_alpha_after=0)):
+        out = branch_and_bound(graph, sub, Options(), time.monotonic() + 120, config=config)
+        assert out.verdict is Verdict.HOLDS, out.reason
+        assert_tree_sound(out.tree, graph, sub.box, sub.unsafe, samples=200)
+        counts.append(out.stats["alpha_bounded"])
+    assert counts[0] == 0 < counts[1]
