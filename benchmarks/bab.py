@@ -8,6 +8,7 @@ Usage::
     python benchmarks/bab.py --suite mnist_fc --all
     python benchmarks/bab.py --device cpu,cuda 4_7:1  # bounding on the GPU, side by side
     python benchmarks/bab.py --clip 0 4_2:2           # without box clipping (ablation)
+    python benchmarks/bab.py --alpha off 3_3:2        # without the alpha pass (ablation)
 
 Runs :func:`prover.engine.bab.branch_and_bound` alone (no falsification pre-pass) on
 every subproblem of each instance, replaying candidate counterexamples on ONNX Runtime,
@@ -107,6 +108,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=BabConfig.batch)
     parser.add_argument("--device-batch", type=int, default=BabConfig.device_batch)
     parser.add_argument("--clip", type=int, default=BabConfig.clip, help="clip sweeps (0: off)")
+    parser.add_argument("--alpha", default=BabConfig.alpha, choices=["on", "off", "auto"])
+    parser.add_argument(
+        "--alpha-after",
+        type=int,
+        default=BabConfig.input_alpha_after,
+        help="bounded leaves before the alpha pass starts (input splits)",
+    )
     parser.add_argument("--device", default="cpu", help="comma-separated: cpu, cuda")
     parser.add_argument("--root", type=Path, default=BENCH, help="the benchmarks folder")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
@@ -126,7 +134,13 @@ def main() -> None:
         chosen = [index[name] for name in args.instances]
     else:
         chosen = peer_sample(args.suite)
-    config = BabConfig(batch=args.batch, device_batch=args.device_batch, clip=args.clip)
+    config = BabConfig(
+        batch=args.batch,
+        device_batch=args.device_batch,
+        clip=args.clip,
+        alpha=args.alpha,
+        input_alpha_after=args.alpha_after,
+    )
     devices = args.device.split(",")
     solved = dict.fromkeys(devices, 0)
     wrong = dict.fromkeys(devices, 0)
