@@ -34,7 +34,9 @@ class BabConfig:
             ~27 s, 3 steps ~28 s, 10 steps ~75 s (sum objective; with the final code and
             3 steps ~20 s).
         input_alpha_after: in input mode, the alpha pass starts once the search has
-            bounded this many leaves. On the 30-instance ACAS Xu sample of ``peers.md``,
+            bounded this many leaves (never in runs that write a certificate: the
+            independent checker, with intermediate bounds of its own, missed some of
+            its closures by about 1e-5). On the 30-instance ACAS Xu sample of ``peers.md``,
             every instance but 4_2 property 2 ends within about 4,000 bounded leaves, and
             there the pass cost 30-100% more time for at most a few percent fewer leaves;
             on the hard instances (4_2 and 3_3 property 2) it decides (starting after
