@@ -5,9 +5,10 @@ optimiser is sound; the optimiser only decides how tight. We run projected Adam 
 sum over rows of the lower bounds of ``C y`` (or, given :class:`Margins`, on what decides
 a disjunction of polytopes: each polytope's best row), separately for every box of the
 batch (the boxes do not interact, so one summed loss gives each box its own gradient),
-and keep per box the iterate with the best objective. The returned bounds are exactly the bounds of
-the returned slopes (a replay with them reproduces them); the first iterate is the
-starting slopes, so the result is never worse than plain CROWN with those slopes.
+and keep per box the iterate with the best objective. The returned bounds are exactly
+the bounds of the returned slopes (a replay with them reproduces them); the first iterate
+is the starting slopes, so the objective is never worse than plain CROWN's with those
+slopes.
 Intermediate bounds stay those of the heuristic slopes.
 
 With ``beta``, the Lagrange multipliers of the ReLU split constraints (beta-CROWN,
