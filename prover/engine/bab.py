@@ -617,8 +617,9 @@ class _Search:
             now = time.monotonic()
             if now >= self.deadline or self._affordable(False) < 1:
                 return self._unknown(
-                    f"timeout after {self.stats['leaves']} closed leaves "
-                    f"({len(self.open)} open, depth {self.stats['max_depth']})"
+                    timed_out=True,
+                    reason=f"timeout after {self.stats['leaves']} closed leaves "
+                    f"({len(self.open)} open, depth {self.stats['max_depth']})",
                 )
             if now - self.last_log >= self.config.log_every:
                 self.last_log = now
@@ -654,9 +655,9 @@ class _Search:
             replays=self.replays,
         )
 
-    def _unknown(self, reason: str) -> BabOutcome:
+    def _unknown(self, reason: str, timed_out: bool = False) -> BabOutcome:
         log.info("bab: unknown: %s", reason)
-        return BabOutcome(Verdict.UNKNOWN, None, None, self._stats(), reason)
+        return BabOutcome(Verdict.UNKNOWN, None, None, self._stats(), reason, timed_out)
 
 
 def resolve_device(name: str) -> torch.device:

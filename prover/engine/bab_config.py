@@ -132,6 +132,7 @@ class BabOutcome:
             all passes), alpha_bounded (of which in alpha passes), time (seconds), mode,
             method.
         reason: why it is UNKNOWN, or a short description.
+        timed_out: UNKNOWN because the time ran out (or the next round would overrun it).
     """
 
     verdict: Verdict
@@ -139,3 +140,4 @@ class BabOutcome:
     tree: ProofTree | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
+    timed_out: bool = False

@@ -43,6 +43,7 @@ class SubproblemVerdict:
     counterexample: np.ndarray | None = None
     tree: ProofTree | list[tuple[list[int], ProofTree]] | None = None
     reason: str = ""
+    timed_out: bool = False
 
 
 def make_confirm(graph: Graph, subproblem: Subproblem, violates: Violates):
@@ -137,7 +138,10 @@ def solve_subproblem(
             ]
         return SubproblemVerdict(Verdict.HOLDS, "bab", tree=tree), cascade.output_bounds
     return SubproblemVerdict(
-        Verdict.UNKNOWN, "bab", reason=outcome.reason or "branch and bound undecided"
+        Verdict.UNKNOWN,
+        "bab",
+        reason=outcome.reason or "branch and bound undecided",
+        timed_out=outcome.timed_out,
     ), cascade.output_bounds
 
 
@@ -209,14 +213,15 @@ def verify(
             Verdict.HOLDS, bounds=output_bounds, method=methods, elapsed=elapsed, stats=stats
         )
     reasons = [v.reason for v in verdicts if v.verdict is Verdict.UNKNOWN and v.reason]
-    if len(verdicts) < len(subproblems):
+    unattempted = len(verdicts) < len(subproblems)
+    if unattempted:
         reasons.append(
             f"timeout after {elapsed:.1f}s ({len(verdicts)} of "
             f"{len(subproblems)} subproblems attempted)"
         )
-    # Branch and bound stops *before* the deadline when its next round would overrun it
-    # (its reason then starts with "timeout"): that is a timeout too.
-    timed_out = time.monotonic() > deadline or any(r.startswith("timeout") for r in reasons)
+    # Branch and bound stops *before* the deadline when its next round would overrun it:
+    # that is a timeout too.
+    timed_out = time.monotonic() > deadline or unattempted or any(v.timed_out for v in verdicts)
     stats["timeout"] = timed_out
     return Result(
         Verdict.UNKNOWN,

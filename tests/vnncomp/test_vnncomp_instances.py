@@ -99,14 +99,16 @@ def test_a_budget_that_runs_out_is_answered_timeout(tmp_path) -> None:
 @pytest.mark.skipif(not ACAS.exists(), reason="shared benchmarks not available")
 def test_a_search_that_stops_early_for_its_budget_is_a_timeout(monkeypatch) -> None:
     # Branch and bound stops *before* the deadline when its next round would overrun it
-    # (its reason then starts with "timeout"); the result must still say timeout.
+    # (it then says timed_out); the result must still say timeout, whatever the reason's
+    # wording.
     from prover.api import prove
     from prover.engine import verify
     from prover.result import Verdict
 
     def stops_early(graph, subproblem, violates, options, deadline):
-        reason = "timeout after 3 closed leaves (9 open, depth 4)"
-        return verify.SubproblemVerdict(Verdict.UNKNOWN, "bab", reason=reason), None
+        reason = "budget spent after 3 closed leaves (9 open, depth 4)"
+        verdict = verify.SubproblemVerdict(Verdict.UNKNOWN, "bab", reason=reason, timed_out=True)
+        return verdict, None
 
     monkeypatch.setattr(verify, "solve_subproblem", stops_early)
     result = prove(
@@ -116,3 +118,24 @@ def test_a_search_that_stops_early_for_its_budget_is_a_timeout(monkeypatch) -> N
     )
     assert result.verdict is Verdict.UNKNOWN and result.elapsed < 60
     assert result.stats["timeout"] is True
+
+
+def test_branch_and_bound_says_when_its_time_ran_out() -> None:
+    """A search cut short by its deadline is UNKNOWN with ``timed_out``; one that ends is
+    not."""
+    from importers import load_model
+    from prover.engine.bab import branch_and_bound
+    from prover.options import Options
+    from prover.result import Verdict
+
+    graph = load_model(str(ACAS / "onnx" / "ACASXU_run2a_4_2_batch_2000.onnx"))
+    (sub,) = VNNLib(ACAS / "vnnlib" / "prop_2.vnnlib").subproblems(
+        graph.input_shape, graph.output_size
+    )
+    short = branch_and_bound(graph, sub, Options(), time.monotonic() + 0.5)
+    assert short.verdict is Verdict.UNKNOWN and short.timed_out
+    (easy,) = VNNLib(ACAS / "vnnlib" / "prop_3.vnnlib").subproblems(
+        graph.input_shape, graph.output_size
+    )
+    done = branch_and_bound(graph, easy, Options(), time.monotonic() + 60)
+    assert done.verdict is Verdict.HOLDS and not done.timed_out
