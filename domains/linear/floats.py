@@ -86,13 +86,24 @@ def down(x: torch.Tensor) -> torch.Tensor:
     least once (through :func:`inflate` or ``down``). ``ETA`` also keeps results away from
     subnormal numbers, whose arithmetic is many times slower on CPUs (``down(0)`` is
     ``-ETA``, not ``-2**-1074``).
+
+    Raises:
+        TypeError: for a tensor that is not float64 (the argument above is about binary64:
+            for float32 the step ``2**-52`` would be far below an ulp).
     """
+    _float64(x)
     return torch.where(torch.isinf(x), x, x - (x.abs() + TINY) * 2.0**-52)
 
 
 def up(x: torch.Tensor) -> torch.Tensor:
-    """A float at or above the next float over ``x`` (see :func:`down`)."""
+    """A float at or above the next float over ``x`` (see :func:`down`, float64 only)."""
+    _float64(x)
     return torch.where(torch.isinf(x), x, x + (x.abs() + TINY) * 2.0**-52)
+
+
+def _float64(x: torch.Tensor) -> None:
+    if x.dtype != torch.float64:
+        raise TypeError(f"outward rounding is defined for float64 tensors, not {x.dtype}")
 
 
 def rowdot(coeffs: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:

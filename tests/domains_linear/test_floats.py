@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sys
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,3 +33,13 @@ def test_special_values_and_the_absolute_slack():
     assert lo[1] == math.inf and hi[2] == -math.inf
     assert math.isnan(lo[3]) and math.isnan(hi[3])
     assert float(inflate(torch.zeros(1, dtype=torch.float64), 1e-12)) >= ETA
+
+
+def test_outward_rounding_refuses_other_dtypes():
+    """The step 2**-52 is an ulp bound for float64 only: float32 would be rounded by far
+    less than its own ulp, so it is refused instead."""
+    for dtype in (torch.float32, torch.float16):
+        x = torch.ones(3, dtype=dtype)
+        for step in (down, up):
+            with pytest.raises(TypeError, match="float64"):
+                step(x)
