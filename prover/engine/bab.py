@@ -50,7 +50,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -82,6 +82,7 @@ from prover.engine.leaves import (
     candidates,
     close_mask,
     make_bounder,
+    map_tensors,
     relu_inputs,
     row_weights,
 )
@@ -128,18 +129,18 @@ class _Search:
         self.root_width = (root_hi - root_lo)[0]
         self.relus = relu_inputs(graph)
         self.mode = self._mode(graph.input_size)
-        # Clipping rests on this search's own bounds of a node, which the certificate
-        # checker's independent bounds do not reproduce exactly: a run that writes a
-        # certificate does without it (see BabConfig.clip).
-        self.clip = self.mode == "input" and options.certificate is None and config.clip > 0
-        self.alpha = self.bounder.supports_alpha and (
-            config.alpha == "on" or (config.alpha == "auto" and self.mode == "relu")
+        # A run that writes a certificate leaves out, in input mode, the steps whose
+        # justification the checker's independent intermediate bounds (tighter on some
+        # neurons, looser on others) could not always reproduce: clipping (it rests on
+        # the search's own bound of a node) and the alpha pass (its closures are often by
+        # a hair: ACAS Xu 3_3 and 4_2 property 2 were rejected by margins of about -1e-5).
+        checked_input = self.mode == "input" and options.certificate is not None
+        self.clip = self.mode == "input" and not checked_input and config.clip > 0
+        self.alpha = (
+            self.bounder.supports_alpha
+            and not checked_input
+            and (config.alpha == "on" or (config.alpha == "auto" and self.mode == "relu"))
         )
-        if self.mode == "input" and options.certificate is not None:
-            # Nor the alpha pass: it closes leaves by a hair, and the checker, whose
-            # intermediate bounds differ from the search's, missed some of them (ACAS Xu
-            # 3_3 and 4_2 property 2 were rejected by margins of about -1e-5).
-            self.alpha = False
         self.alpha_steps = config.input_alpha_steps if self.mode == "input" else None
         self.margins = self.rows.margins() if config.alpha_objective == "margins" else None
         zero = torch.zeros(1, dtype=torch.int64)
@@ -252,7 +253,7 @@ class _Search:
             elif known and LAST in leaves.t and len(leaves):
                 newest = int(leaves[LAST].min())  # -1 when some leaf has none
                 extra["final"] = tuple(v for v in self.relus[: newest + 1] if v in known)
-        move = functools.partial(_to, device=self.device)
+        move = functools.partial(map_tensors, lambda t: t.to(self.device))
         with torch.enable_grad() if alpha else torch.no_grad():
             bounds = self.bounder.bound(
                 self.graph,
@@ -267,7 +268,7 @@ class _Search:
         if self.device.type == "cpu":
             return bounds
         # The search's bookkeeping stays on the CPU; only the bounding runs on the device.
-        return LeafBounds(**{f.name: _to(getattr(bounds, f.name), "cpu") for f in fields(bounds)})
+        return bounds.map(lambda t: t.to("cpu"))
 
     def _close(self, leaves: Leaves, bounds: LeafBounds) -> tuple[torch.Tensor, torch.Tensor]:
         """Record the closed leaves; returns (closed mask, excluded polytopes mask)."""
@@ -671,17 +672,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise ProverError(f"device {name!r}: only cpu and cuda are supported")
     return device
-
-
-def _to(value, device):
-    """``value`` (a tensor, or dicts, tuples and lists of them) on ``device``."""
-    if torch.is_tensor(value):
-        return value.to(device)
-    if isinstance(value, dict):
-        return {k: _to(v, device) for k, v in value.items()}
-    if isinstance(value, (tuple, list)):
-        return type(value)(_to(v, device) for v in value)
-    return value
 
 
 def _kept_slopes(slopes: dict[str, torch.Tensor] | None, index: torch.Tensor) -> dict:

@@ -7,8 +7,6 @@ than per leaf. :func:`restrict` filters a batch together with its bounds.
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import torch
 
 from prover.engine.leaves import LeafBounds
@@ -76,20 +74,7 @@ def take_rows(tensors: dict, keep: torch.Tensor) -> dict:
 
 def restrict(leaves: Leaves, bounds: LeafBounds, excluded: torch.Tensor, keep: torch.Tensor):
     """The leaves, bounds and exclusion masks at the rows where ``keep`` is true."""
-    kept = LeafBounds(**{f.name: _rows(getattr(bounds, f.name), keep) for f in fields(bounds)})
-    return leaves.take(keep), kept, excluded[keep]
-
-
-def _rows(value, keep: torch.Tensor):
-    """``value``'s rows where ``keep`` is true: tensors, and dicts or tuples of them (an
-    empty dict becomes None, as the bounders report "none")."""
-    if value is None:
-        return None
-    if isinstance(value, torch.Tensor):
-        return value[keep]
-    if isinstance(value, tuple):
-        return tuple(_rows(v, keep) for v in value)
-    return {k: _rows(v, keep) for k, v in value.items()} or None
+    return leaves.take(keep), bounds.map(lambda t: t[keep]), excluded[keep]
 
 
 def children(leaves: Leaves, ids: torch.Tensor, inherited: dict) -> dict:

@@ -18,7 +18,8 @@ every polytope is unreachable on it (or the leaf is infeasible).
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Protocol
 
 import numpy as np
@@ -63,6 +64,22 @@ class LeafBounds:
     intermediate: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
     relu_coefficients: dict[str, torch.Tensor] | None = None
     guide_slopes: dict[str, torch.Tensor] | None = None
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> LeafBounds:
+        """The same bounds with ``fn`` applied to every tensor (e.g. rows, a device)."""
+        return LeafBounds(**{f.name: map_tensors(fn, getattr(self, f.name)) for f in fields(self)})
+
+
+def map_tensors(fn: Callable[[torch.Tensor], torch.Tensor], value):
+    """``value`` with ``fn`` applied to each tensor in it (tensors, and dicts, tuples and
+    lists of them; anything else is returned as it is)."""
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, dict):
+        return {k: map_tensors(fn, v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return type(value)(map_tensors(fn, v) for v in value)
+    return value
 
 
 class Bounder(Protocol):
@@ -168,7 +185,7 @@ class LinearBounder:
             c=result.constant,
             infeasible=result.infeasible,
             slopes=result.slopes,  # always: the certificate checker replays these slopes
-            intermediate=result.intermediate,
+            intermediate=result.intermediate or None,
             relu_coefficients=result.relu_coefficients or None,
         )
 
