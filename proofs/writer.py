@@ -150,25 +150,22 @@ def write_certificate(
     return out
 
 
-def encode_array(array: np.ndarray, compact: bool = False) -> Any:
-    """Encode a float64 vector as hex strings, or compactly (bits when at least half the
-    entries are 0 or 1, with the others listed apart; else base64 float64)."""
+def encode_array(array: np.ndarray) -> Any:
+    """Encode a float64 vector compactly: bits when at least half the entries are 0 or 1
+    (the others listed apart), else base64 float64 (``proofs/FORMAT.md`` section 3)."""
     flat = np.asarray(array, dtype=np.float64).reshape(-1)
     if not np.isfinite(flat).all():
         raise CertificateError("cannot encode NaN or Inf in a certificate")
     binary = (flat == 0.0) | (flat == 1.0)
-    if compact and 2 * int((~binary).sum()) <= flat.size:
-        # Mostly 0 and 1 (the slopes of stable ReLUs): bits, and the other entries apart.
-        packed = np.packbits(np.where(binary, flat, 0.0).astype(np.uint8)).tobytes()
-        out = {"bits": base64.b64encode(packed).decode("ascii"), "n": int(flat.size)}
-        if not binary.all():
-            at = np.flatnonzero(~binary).astype("<u4").tobytes()
-            out["at"] = base64.b64encode(at).decode("ascii")
-            out["f64le"] = base64.b64encode(flat[~binary].astype("<f8").tobytes()).decode()
-        return out
-    if compact:
+    if 2 * int((~binary).sum()) > flat.size:
         return {"f64le": base64.b64encode(flat.astype("<f8").tobytes()).decode("ascii")}
-    return [float.hex(float(v)) for v in flat]
+    # Mostly 0 and 1 (the slopes of stable ReLUs): bits, and the other entries apart.
+    packed = np.packbits(np.where(binary, flat, 0.0).astype(np.uint8)).tobytes()
+    out = {"bits": base64.b64encode(packed).decode("ascii"), "n": int(flat.size)}
+    if not binary.all():
+        out["at"] = base64.b64encode(np.flatnonzero(~binary).astype("<u4").tobytes()).decode()
+        out["f64le"] = base64.b64encode(flat[~binary].astype("<f8").tobytes()).decode()
+    return out
 
 
 def evaluate_network(net: Network, x: np.ndarray) -> np.ndarray:
@@ -305,7 +302,7 @@ def _encode_slopes(slopes: dict, relus: dict[str, int], net: Network) -> dict:
         alpha = np.asarray(values, dtype=np.float64).reshape(-1)
         if alpha.size != widths[k]:
             raise CertificateError(f"{alpha.size} slopes for a ReLU layer of {widths[k]}")
-        encoded[str(k)] = encode_array(np.clip(alpha, 0.0, 1.0), compact=True)
+        encoded[str(k)] = encode_array(np.clip(alpha, 0.0, 1.0))
     return encoded
 
 
